@@ -1,0 +1,153 @@
+"""PhysioNet eegmat: EEG during mental arithmetic vs rest (stand-in for internal attention).
+
+Files ``SubjectXX_1.edf`` (rest, ~182 s) and ``SubjectXX_2.edf`` (serial-subtraction mental
+arithmetic, 62 s); the class comes from the file name, there are no events inside. Each file
+has 19 scalp channels of the 10-20 system named ``EEG Fp1`` ..., plus ``EEG A2-A1`` (ear
+reference difference) and ``ECG ECG``, at 500 Hz, recorded in Ukraine (50 Hz mains).
+
+Loading strips the ``EEG`` prefix, maps the old names T3/T4/T5/T6 to T7/T8/P7/P8, types the
+ECG channel ``ecg`` and ``A2-A1`` ``misc`` and excludes both, and cuts each recording into
+consecutive trials of ``trial_duration`` seconds (windows are cut later, inside trials).
+
+Reference: Zyma et al., "Electroencephalograms during Mental Arithmetic Task Performance",
+Data 4(1):14, 2019.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import mne
+import numpy as np
+import pandas as pd
+
+from .base import BaseLoader, DataError, make_epochs
+
+__all__ = ["EEGMATLoader"]
+
+logger = logging.getLogger(__name__)
+
+_FILE = re.compile(r"^Subject(\d{2})_([12])\.edf$")
+EVENT_ID = {"rest": 1, "arithmetic": 2}
+_CLASS_OF_FILE = {"1": "rest", "2": "arithmetic"}
+_OLD_NAMES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8"}
+
+
+class EEGMATLoader(BaseLoader):
+    """Loader for PhysioNet eegmat (see module docstring)."""
+
+    name = "eegmat"
+    task = "internal_attention"
+    default_folder = "eegmat_arithmetic_21ch"
+    mains_freq = 50.0  # Kyiv, Ukraine
+
+    def _index(self) -> dict[int, dict[str, Path]]:
+        folder = self._check_folder()
+        index: dict[int, dict[str, Path]] = {}
+        for path in sorted(folder.iterdir()):
+            match = _FILE.match(path.name)
+            if match:
+                index.setdefault(int(match[1]), {})[match[2]] = path
+        return index
+
+    def subject_ids(self) -> list[str]:
+        index = self._index()
+        complete = {num: f"S{num:02d}" for num, f in index.items() if {"1", "2"} <= set(f)}
+        for num, f in index.items():
+            if num not in complete:
+                logger.warning("eegmat: Subject%02d has only file(s) %s; skipped", num, sorted(f))
+        return self._select(complete)
+
+    def files(self, subject: str) -> list[Path]:
+        found = self._index().get(int(subject[1:]), {})
+        if {"1", "2"} - set(found):
+            raise DataError(
+                f"eegmat: subject {subject} needs both Subject{subject[1:]}_1.edf (rest) and "
+                f"_2.edf (arithmetic) in {self.path}"
+            )
+        return [found["1"], found["2"]]
+
+    def load_subject(self, subject: str) -> mne.BaseEpochs:
+        trials, labels, parts = [], [], []
+        ch_names: list[str] | None = None
+        sfreq = None
+        for path in self.files(subject):
+            label = _CLASS_OF_FILE[_FILE.match(path.name)[2]]
+            raw = _read_scalp(path)
+            if ch_names is None:
+                ch_names, sfreq = raw.ch_names, raw.info["sfreq"]
+            elif raw.ch_names != ch_names or raw.info["sfreq"] != sfreq:
+                raise DataError(
+                    f"{path}: channels {raw.ch_names} at {raw.info['sfreq']} Hz differ from the "
+                    f"subject's other file ({ch_names} at {sfreq} Hz)"
+                )
+            data = raw.get_data()
+            n = int(round(self.config.trial_duration * sfreq))
+            n_trials = data.shape[1] // n
+            if n_trials == 0:
+                raise DataError(
+                    f"{path}: recording ({data.shape[1] / sfreq:.1f} s) is shorter than "
+                    f"dataset.trial_duration ({self.config.trial_duration} s); lower it"
+                )
+            trials.append(data[:, : n_trials * n].reshape(len(ch_names), n_trials, n)
+                          .transpose(1, 0, 2))
+            labels.extend([label] * n_trials)
+            parts.extend(range(n_trials))
+        data = np.concatenate(trials)
+        labels_arr = np.asarray(labels)
+        meta = pd.DataFrame({"segment": parts})
+        if self.config.balance:
+            keep = _balance(labels_arr, seed=int(subject[1:]))
+            data, labels_arr, meta = data[keep], labels_arr[keep], meta.iloc[keep]
+        return make_epochs(
+            data,
+            ch_names=ch_names,
+            sfreq=sfreq,
+            labels=list(labels_arr),
+            event_id=EVENT_ID,
+            subject=subject,
+            montage="standard_1020",
+            metadata=meta,
+            source=str(self.path),
+            line_freq=self.site_mains_freq(),
+        )
+
+
+def _read_scalp(path: Path) -> mne.io.BaseRaw:
+    """Read one file and keep the 19 scalp channels with 10-20 names."""
+    try:
+        raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
+    except Exception as exc:  # MNE raises several types for damaged EDF files
+        raise DataError(
+            f"{path} could not be read as EDF ({exc}); the file is corrupt or truncated: "
+            "copy it again from PhysioNet eegmat"
+        ) from exc
+    types = {}
+    for name in raw.ch_names:
+        if "ECG" in name.upper():
+            types[name] = "ecg"
+        elif "A2-A1" in name.upper():
+            types[name] = "misc"
+    raw.set_channel_types(types, verbose="error")
+    raw.pick("eeg")
+    raw.rename_channels(
+        lambda name: _OLD_NAMES.get(name.removeprefix("EEG ").strip(),
+                                    name.removeprefix("EEG ").strip())
+    )
+    if len(raw.ch_names) != 19:
+        raise DataError(
+            f"{path}: expected 19 scalp EEG channels, found {len(raw.ch_names)} "
+            f"({raw.ch_names}); is this an eegmat file?"
+        )
+    return raw
+
+
+def _balance(labels: np.ndarray, seed: int) -> np.ndarray:
+    """Indices that subsample every class to the size of the smallest, in original order."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    n = counts.min()
+    keep = [rng.choice(np.flatnonzero(labels == c), size=n, replace=False) for c in classes]
+    return np.sort(np.concatenate(keep))

@@ -1,0 +1,85 @@
+"""The study's stages, run in order; each reads and writes documented on-disk artifacts.
+
+Output folder layout (``config.output_dir``)::
+
+    config.yaml                the validated configuration the run used
+    prepare/summary.csv        windows per subject and class, channels, sfreq, window length
+    training/                  LOSO metrics, per-fold JSON and checkpoints (stage ``train``)
+    report.html                the HTML report (stage ``report``)
+
+The preprocessing cache lives in ``config.resolved_cache_dir()`` (see
+:mod:`eegcrp.preprocessing`). Stages never share state through globals: a later stage
+reads what an earlier one wrote, so any stage can be re-run alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .config import StudyConfig
+from .data.base import EEGDataset
+from .preprocessing import atomic_path, prepare
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["STAGES", "run_stages", "save_config", "stage_prepare", "stage_report"]
+
+
+def save_config(config: StudyConfig) -> Path:
+    """Write the validated configuration to ``<output_dir>/config.yaml``."""
+    target = Path(config.output_dir) / "config.yaml"
+    with atomic_path(target, ".yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return target
+
+
+def stage_prepare(config: StudyConfig, progress: bool = True) -> tuple[EEGDataset, pd.DataFrame]:
+    """Load + preprocess (cached) and write ``prepare/summary.csv``."""
+    dataset = prepare(config, progress=progress)
+    summary = dataset.summary()
+    target = Path(config.output_dir) / "prepare" / "summary.csv"
+    with atomic_path(target, ".csv") as tmp:
+        summary.to_csv(tmp)
+    return dataset, summary
+
+
+def stage_report(config: StudyConfig, dataset: EEGDataset | None = None) -> Path:
+    """Write ``report.html`` from the results present in the output folder."""
+    from .report import build_report
+
+    return build_report(config, dataset)
+
+
+def _stage_train(config: StudyConfig, dataset: EEGDataset, progress: bool) -> None:
+    from .training import run_training
+
+    run_training(config, dataset, progress=progress)
+
+
+def _training_available() -> bool:
+    try:
+        from .training import run_training  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: Stages after ``prepare`` and before ``report``: name -> callable(config, dataset, progress).
+STAGES: dict[str, Callable[[StudyConfig, EEGDataset, bool], None]] = {}
+if _training_available():
+    STAGES["train"] = _stage_train
+
+
+def run_stages(config: StudyConfig, progress: bool = True) -> Path:
+    """Run every stage in order (prepare, the registered analysis stages, report)."""
+    save_config(config)
+    dataset, _ = stage_prepare(config, progress=progress)
+    for name, stage in STAGES.items():
+        logger.info("stage %s", name)
+        stage(config, dataset, progress)
+    return stage_report(config, dataset)

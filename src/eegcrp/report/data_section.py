@@ -1,0 +1,149 @@
+"""Report section describing the prepared dataset: counts, sensors, per-class spectra."""
+
+from __future__ import annotations
+
+import html
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are written on servers and in CI
+
+import matplotlib.pyplot as plt
+import mne
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..data.base import EEGDataset
+
+__all__ = ["DEFAULT_BANDS", "add_data_section", "class_psd", "counts_table_html"]
+
+#: Canonical EEG bands in Hz (the thesis' bands; delta starts at 1 Hz, the high-pass).
+DEFAULT_BANDS: dict[str, tuple[float, float]] = {
+    "delta": (1.0, 4.0),
+    "theta": (4.0, 8.0),
+    "alpha": (8.0, 12.0),
+    "beta": (12.0, 30.0),
+    "gamma": (30.0, 60.0),
+}
+
+
+def counts_table_html(dataset: EEGDataset) -> str:
+    """Subjects x classes window counts (plus totals) as an HTML table."""
+    table = dataset.summary()
+    total = table[[*dataset.classes, "n_epochs"]].sum()
+    rows = ["<table class='table table-sm table-striped'><thead><tr><th>subject</th>"]
+    cols = [*dataset.classes, "n_epochs", "n_channels", "sfreq", "epoch_s"]
+    rows += [f"<th>{html.escape(c)}</th>" for c in cols]
+    rows.append("</tr></thead><tbody>")
+    for subject, row in table.iterrows():
+        rows.append(f"<tr><td>{html.escape(str(subject))}</td>")
+        rows += [f"<td>{row[c]:g}</td>" for c in cols]
+        rows.append("</tr>")
+    rows.append("<tr><th>total</th>")
+    rows += [f"<th>{int(total[c])}</th>" for c in [*dataset.classes, "n_epochs"]]
+    rows.append("<th></th>" * 3 + "</tr></tbody></table>")
+    return "".join(rows)
+
+
+def class_psd(
+    dataset: EEGDataset, fmin: float = 1.0, fmax: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Welch PSD per subject and class.
+
+    Returns
+    -------
+    freqs : ndarray, shape (n_freqs,)
+    psd : ndarray, shape (n_subjects, n_classes, n_channels, n_freqs)
+        Mean PSD (V²/Hz) over each subject's windows of each class; NaN where a subject
+        has no window of a class.
+    """
+    fmax = fmax if fmax is not None else dataset.sfreq / 2
+    out, freqs = [], None
+    for _, ep in dataset:
+        spectrum = ep.compute_psd(method="welch", fmin=fmin, fmax=fmax, verbose="error",
+                                  n_fft=min(len(ep.times), int(2 * dataset.sfreq)))
+        data, freqs = spectrum.get_data(return_freqs=True)
+        per_class = []
+        for name in dataset.classes:
+            mask = ep.events[:, 2] == ep.event_id[name]
+            per_class.append(data[mask].mean(0) if mask.any()
+                             else np.full(data.shape[1:], np.nan))
+        out.append(per_class)
+    return freqs, np.asarray(out)
+
+
+def _psd_figure(dataset: EEGDataset, freqs: np.ndarray, psd: np.ndarray) -> Figure:
+    """Mean log-PSD per class (mean over channels, shaded: SEM across subjects)."""
+    log = 10 * np.log10(psd * 1e12)  # dB re 1 µV²/Hz
+    per_subject = np.nanmean(log, axis=2)  # subjects x classes x freqs
+    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    n = np.sum(np.isfinite(per_subject), axis=0)
+    for k, name in enumerate(dataset.classes):
+        mean = np.nanmean(per_subject[:, k], axis=0)
+        sem = np.nanstd(per_subject[:, k], axis=0) / np.sqrt(np.maximum(n[k], 1))
+        ax.plot(freqs, mean, label=name, lw=1.5)
+        ax.fill_between(freqs, mean - sem, mean + sem, alpha=0.25)
+    ax.set(xlabel="Frequency (Hz)", ylabel="PSD (dB re 1 µV²/Hz)",
+           title=f"Per-class PSD, mean over {len(dataset.ch_names)} channels "
+                 f"and {len(dataset)} subjects (± SEM)")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _band_difference_figure(
+    dataset: EEGDataset, freqs: np.ndarray, psd: np.ndarray,
+    bands: dict[str, tuple[float, float]],
+) -> Figure | None:
+    """Topomaps of the band log-power difference between the first two classes."""
+    if len(dataset.classes) < 2 or len(dataset.ch_names) < 3:
+        return None
+    info = dataset[dataset.subjects[0]].info
+    bands = {k: v for k, v in bands.items() if v[0] < freqs[-1]}
+    fig, axes = plt.subplots(1, len(bands), figsize=(2.4 * len(bands), 2.8),
+                             layout="constrained")
+    axes = np.atleast_1d(axes)
+    diffs = []
+    for lo, hi in bands.values():
+        sel = (freqs >= lo) & (freqs < hi)
+        band = 10 * np.log10(np.nanmean(psd[..., sel], axis=-1))  # subj x class x ch
+        diffs.append(np.nanmean(band[:, 1] - band[:, 0], axis=0))
+    lim = max(float(np.nanmax(np.abs(diffs))), 1e-6)
+    im = None
+    for ax, (name, (lo, hi)), d in zip(axes, bands.items(), diffs, strict=True):
+        im, _ = mne.viz.plot_topomap(d, info, axes=ax, show=False, cmap="RdBu_r",
+                                     vlim=(-lim, lim), contours=0)
+        ax.set_title(f"{name}\n{lo:g}-{hi:g} Hz", fontsize=9)
+    fig.colorbar(im, ax=axes.tolist(), shrink=0.7,
+                 label=f"{dataset.classes[1]} − {dataset.classes[0]} (dB)")
+    return fig
+
+
+def add_data_section(
+    report: mne.Report, dataset: EEGDataset,
+    bands: dict[str, tuple[float, float]] | None = None,
+) -> mne.Report:
+    """Add the data section (counts, sensor layout, per-class PSD) to ``report``."""
+    section = "Data"
+    report.add_html(
+        f"<p>Dataset <b>{html.escape(dataset.name)}</b> ({dataset.task.replace('_', ' ')}), "
+        f"{len(dataset)} subjects, {len(dataset.ch_names)} channels at {dataset.sfreq:g} Hz, "
+        f"windows of {dataset.n_times / dataset.sfreq:g} s; mains "
+        f"{dataset.mains_freq or 'unknown'} Hz.</p>" + counts_table_html(dataset),
+        title="Windows per subject and class", section=section,
+    )
+    info = dataset[dataset.subjects[0]].info
+    fig = mne.viz.plot_sensors(info, show_names=True, show=False)
+    fig.suptitle("Sensor layout")
+    report.add_figure(fig, title="Sensor layout", section=section)
+    plt.close(fig)
+    freqs, psd = class_psd(dataset)
+    fig = _psd_figure(dataset, freqs, psd)
+    report.add_figure(fig, title="Per-class power spectra", section=section)
+    plt.close(fig)
+    fig = _band_difference_figure(dataset, freqs, psd, bands or DEFAULT_BANDS)
+    if fig is not None:
+        report.add_figure(fig, title="Band power difference between classes",
+                          section=section)
+        plt.close(fig)
+    return report

@@ -1,0 +1,58 @@
+"""Shared fixtures: the real-data folder and small synthetic datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+from eegcrp.data.base import EEGDataset, make_epochs
+
+DATA_ROOT = Path(os.environ.get("EEGCRP_DATA", "../shared/data"))
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    """The real recordings; tests needing them are skipped where they are absent."""
+    if not DATA_ROOT.is_dir():
+        pytest.skip(f"real data not found at {DATA_ROOT} (set EEGCRP_DATA)")
+    return DATA_ROOT
+
+
+def real_folder(name: str) -> Path:
+    """One real dataset folder, or skip."""
+    path = DATA_ROOT / name
+    if not path.is_dir():
+        pytest.skip(f"{path} not found (set EEGCRP_DATA)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a test use a cache from the environment."""
+    monkeypatch.delenv("EEGCRP_CACHE", raising=False)
+
+
+def synthetic_dataset(
+    n_subjects: int = 3,
+    n_trials: int = 8,
+    ch_names: tuple[str, ...] = ("C3", "Cz", "C4", "Pz"),
+    sfreq: float = 128.0,
+    n_times: int = 384,
+    seed: int = 0,
+) -> EEGDataset:
+    """Random two-class trials for tests that need an EEGDataset but no real data."""
+    rng = np.random.default_rng(seed)
+    epochs = {}
+    for k in range(n_subjects):
+        data = rng.standard_normal((n_trials, len(ch_names), n_times)) * 1e-5
+        labels = ["a" if i % 2 == 0 else "b" for i in range(n_trials)]
+        sid = f"s{k:02d}"
+        epochs[sid] = make_epochs(data, ch_names=ch_names, sfreq=sfreq, labels=labels,
+                                  event_id={"a": 1, "b": 2}, subject=sid)
+    return EEGDataset("synthetic", epochs, "motor_imagery", 50.0)

@@ -1,0 +1,129 @@
+"""Loading the real recordings under $EEGCRP_DATA: shapes, channels, classes, sfreq."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from eegcrp.config import load_config
+from eegcrp.data import DataError, get_loader
+from tests.conftest import real_folder
+
+
+def _loader(kind: str, **params):
+    return get_loader(load_config({"dataset": {"kind": kind, **params}}).dataset)
+
+
+def test_bciciv2b_all_subjects() -> None:
+    real_folder("bciciv2b_epoched")
+    ds = _loader("bciciv2b").load()
+    assert ds.subjects == [f"B{k:02d}" for k in range(1, 10)]
+    assert ds.ch_names == ["C3", "Cz", "C4"] and ds.sfreq == 250.0 and ds.n_times == 1000
+    assert ds.classes == ["left_hand", "right_hand"] and ds.mains_freq == 50.0
+    table = ds.summary()
+    assert (table["left_hand"] == 180).all() and (table["right_hand"] == 180).all()
+    ep = ds["B03"]
+    assert list(ep.metadata["session"].unique()) == ["01T", "02T", "03T"]
+    # units are volts: tens of microvolts at most after the source's 8-30 Hz filter
+    assert 1e-7 < np.std(ep.get_data()) < 1e-4
+
+
+def test_bciciv2b_session_selection_and_label_sanity() -> None:
+    real_folder("bciciv2b_epoched")
+    ds = _loader("bciciv2b", subjects=[1], sessions=["02T"]).load()
+    ep = ds["B01"]
+    assert len(ep) == 120
+    # contralateral mu ERD: log power C4 - C3 lower for left than right hand imagery
+    from scipy.signal import welch
+
+    f, p = welch(ep.get_data(), fs=250, nperseg=250)
+    mu = (f >= 8) & (f <= 13)
+    lat = np.log(p[:, 2, mu].mean(-1)) - np.log(p[:, 0, mu].mean(-1))
+    y = ep.events[:, 2]
+    assert lat[y == 1].mean() < lat[y == 2].mean()
+
+
+def test_bciciv2b_missing_session_and_subject() -> None:
+    real_folder("bciciv2b_epoched")
+    with pytest.raises(DataError, match=r"no subject .* has all sessions"):
+        _loader("bciciv2b", sessions=["07T"]).subject_ids()
+    with pytest.raises(DataError, match=r"subjects \[12\] not found"):
+        _loader("bciciv2b", subjects=[12]).subject_ids()
+
+
+def test_bciciv2b_corrupt_and_wrong_files(tmp_path) -> None:
+    src = real_folder("bciciv2b_epoched")
+    data = (src / "B0101T.mat").read_bytes()
+    (tmp_path / "B0101T.mat").write_bytes(data[: len(data) // 3])
+    with pytest.raises(DataError, match=r"B0101T\.mat could not be read.*corrupt or truncated"):
+        _loader("bciciv2b", path=str(tmp_path), sessions=["01T"]).load()
+    import scipy.io
+
+    scipy.io.savemat(tmp_path / "B0101T.mat", {"eeg": np.zeros((10, 3, 2))})
+    with pytest.raises(DataError, match="has no variable 'data'"):
+        _loader("bciciv2b", path=str(tmp_path), sessions=["01T"]).load()
+    bad = np.zeros((100, 3, 2))
+    bad[5, 1, 0] = np.nan
+    scipy.io.savemat(tmp_path / "B0101T.mat", {"data": bad, "label": np.array([[1], [2]])})
+    scipy.io.savemat(tmp_path / "B0201T.mat", {"data": bad * 0, "label": np.array([[1], [2]])})
+    with pytest.raises(DataError, match=r"subject B01\) contains 1 NaN/Inf"):
+        _loader("bciciv2b", path=str(tmp_path), sessions=["01T"]).load()
+
+
+def test_empty_or_missing_folder(tmp_path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here")
+    with pytest.raises(DataError, match="no recognised files"):
+        _loader("bciciv2b", path=str(tmp_path)).subject_ids()
+    with pytest.raises(DataError, match=r"does not exist; set dataset\.path"):
+        _loader("eegmat", path=str(tmp_path / "missing")).subject_ids()
+
+
+def test_eegmat_all_subjects() -> None:
+    real_folder("eegmat_arithmetic_21ch")
+    loader = _loader("eegmat")
+    assert len(loader.subject_ids()) == 24
+    ds = loader.load(subjects=["S00", "S04", "S10"])
+    assert ds.classes == ["rest", "arithmetic"] and ds.sfreq == 500.0
+    assert ds.task == "internal_attention" and ds.mains_freq == 50.0
+    assert len(ds.ch_names) == 19 and {"T7", "T8", "P7", "P8"} <= set(ds.ch_names)
+    assert not any(c.startswith("EEG") or c in ("T3", "ECG") for c in ds.ch_names)
+    assert ds.n_times == 30 * 500
+    table = ds.summary()
+    # rest 182 s (S04: 170, S10: 188) -> 6/5/6 trials of 30 s; arithmetic 62 s -> 2
+    assert table["rest"].tolist() == [6, 5, 6] and (table["arithmetic"] == 2).all()
+
+
+def test_eegmat_balance_and_truncated_file(tmp_path) -> None:
+    src = real_folder("eegmat_arithmetic_21ch")
+    ds = _loader("eegmat", subjects=[1], balance=True).load()
+    assert ds.summary()[["rest", "arithmetic"]].values.tolist() == [[2, 2]]
+    shutil.copy(src / "Subject00_1.edf", tmp_path)
+    data = (src / "Subject00_2.edf").read_bytes()
+    (tmp_path / "Subject00_2.edf").write_bytes(data[:1000])
+    with pytest.raises(DataError, match=r"Subject00_2\.edf could not be read as EDF"):
+        _loader("eegmat", path=str(tmp_path)).load()
+
+
+def test_eegmmidb_flat_layout() -> None:
+    real_folder("eegmmidb_S001")
+    ds = _loader("eegmmidb").load()
+    assert ds.subjects == ["S001"] and ds.sfreq == 160.0 and len(ds.ch_names) == 64
+    assert ds.n_times == 640 and ds.mains_freq == 60.0
+    table = ds.summary()
+    assert (table.loc["S001", "left_fist"], table.loc["S001", "right_fist"]) == (23, 22)
+    assert {"FC5", "Cz", "Iz"} <= set(ds.ch_names)
+    assert ds["S001"].metadata["run"].value_counts().to_dict() == {4: 15, 8: 15, 12: 15}
+
+
+def test_eegmmidb_eegbci_layout(tmp_path) -> None:
+    src = real_folder("eegmmidb_S001")
+    nested = tmp_path / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / "S001"
+    nested.mkdir(parents=True)
+    for run in (4, 8):
+        (nested / f"S001R{run:02d}.edf").symlink_to((src / f"S001R{run:02d}.edf").resolve())
+    ds = _loader("eegmmidb", path=str(tmp_path), runs=[4, 8]).load()
+    assert len(ds["S001"]) == 30
+    with pytest.raises(DataError, match="not left/right fist imagery runs"):
+        _loader("eegmmidb", path=str(tmp_path), runs=[3]).subject_ids()

@@ -1,0 +1,54 @@
+"""The eegcrp command line, end to end on the real BCI IV 2b data."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from eegcrp.cli import main
+from tests.conftest import real_folder
+
+
+def test_prepare_bciciv2b_end_to_end(tmp_path, capsys) -> None:
+    real_folder("bciciv2b_epoched")
+    rc = main(["prepare", "configs/bciciv2b.yaml", "--out", str(tmp_path), "-q"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "B09" in out and "left_hand" in out and "windows: 3240, subjects: 9" in out
+    table = pd.read_csv(tmp_path / "prepare" / "summary.csv", index_col="subject")
+    assert table.shape[0] == 9 and (table["left_hand"] == 180).all()
+    assert (table["sfreq"] == 128).all() and (table["epoch_s"] == 3).all()
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["output_dir"] == str(tmp_path)
+    # second run reads the cache
+    assert main(["prepare", "configs/bciciv2b.yaml", "--out", str(tmp_path), "-q"]) == 0
+
+
+def test_set_overrides_and_report(tmp_path, capsys) -> None:
+    real_folder("bciciv2b_epoched")
+    rc = main(["report", "configs/bciciv2b.yaml", "--out", str(tmp_path), "-q",
+               "--set", "dataset.subjects=[1, 2]", "--set", "dataset.sessions=[01T]"])
+    assert rc == 0
+    html = (tmp_path / "report.html").read_text()
+    assert "Windows per subject and class" in html and "Per-class power spectra" in html
+    assert "B02" in html and "B03" not in html
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "preprocessing.windw=2"], "preprocessing.windw: unknown key"),
+    (["--set", "dataset.subjects=[42]"], r"subjects \[42\] not found"),
+    (["--set", "preprocessing.h_freq=90"], "below twice h_freq"),
+])
+def test_errors_exit_2_with_message(tmp_path, capsys, args, message) -> None:
+    real_folder("bciciv2b_epoched")
+    rc = main(["prepare", "configs/bciciv2b.yaml", "--out", str(tmp_path), "-q", *args])
+    assert rc == 2
+    import re
+
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_missing_config_file(capsys) -> None:
+    assert main(["prepare", "nope.yaml"]) == 2
+    assert "does not exist" in capsys.readouterr().err
