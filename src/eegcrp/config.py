@@ -145,6 +145,21 @@ class FolderConfig(_DatasetBase):
     xdf_eeg_stream: str | None = Field(None, description="XDF: name of the EEG stream.")
     xdf_marker_stream: str | None = Field(None, description="XDF: name of the marker stream.")
 
+    @field_validator("events", mode="before")
+    @classmethod
+    def _marker_keys(cls, value: Any) -> Any:
+        # YAML reads stim codes ``{1: left_hand}`` as integers; markers are compared as text.
+        if isinstance(value, Mapping):
+            return {str(k): v for k, v in value.items()}
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("map at least one marker to a class, e.g. {left: left_hand}")
+        return value
+
     @model_validator(mode="after")
     def _window(self) -> FolderConfig:
         if self.tmax <= self.tmin:

@@ -1,0 +1,321 @@
+"""Any MOABB dataset through a MOABB paradigm (optional extra ``pip install eegcrp[moabb]``).
+
+The config names a dataset class of :mod:`moabb.datasets` (or of ``moabb.datasets.fake``,
+e.g. ``FakeDataset`` for offline tests) and a paradigm class of :mod:`moabb.paradigms`
+(default ``LeftRightImagery``); ``dataset_params`` and ``paradigm_params`` are passed to
+their constructors. The paradigm's ``get_data(..., return_epochs=True)`` returns epochs of
+all requested subjects at once; they are split per subject with MOABB's metadata
+(``subject``/``session``/``run``).
+
+Notes
+-----
+* MOABB downloads missing recordings to its data folder (``MNE_DATA``, by default
+  ``~/mne_data``); ``dataset.path``, when set, is used as ``MNE_DATA`` while loading.
+  :meth:`MOABBLoader.files` lists no files, so the preprocessing cache key depends on the
+  config (dataset, parameters, subjects) only.
+* MOABB paradigms filter the epochs themselves (``LeftRightImagery`` band-passes 8-32 Hz by
+  default); set ``paradigm_params: {fmin: ..., fmax: ...}`` to keep a wider band for
+  eegcrp's own preprocessing. Epochs span ``tmin`` to ``tmax`` of the paradigm (MOABB
+  includes the end sample).
+* Classes are the paradigm's events for the dataset, in the paradigm's order, coded 1..K;
+  channel names are written as in the montage (``CZ`` -> ``Cz``).
+* The task is inferred from the paradigm (motor imagery paradigms -> ``motor_imagery``) or
+  taken from ``dataset.task``; the mains frequency is ``dataset.mains_freq`` or the
+  recordings' ``line_freq``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib
+import inspect
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import mne
+import numpy as np
+import pandas as pd
+
+from .base import TASKS, BaseLoader, DataError, EEGDataset, make_epochs, make_montage
+
+__all__ = ["MOABBLoader"]
+
+logger = logging.getLogger(__name__)
+
+_INSTALL = "pip install eegcrp[moabb]"
+#: Paradigm module (last part of ``moabb.paradigms.<module>``) -> eegcrp task.
+_TASK_OF_MODULE = {"motor_imagery": "motor_imagery"}
+
+
+def _import(module: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise DataError(
+            f"moabb: cannot import {module} ({exc}); the MOABB bridge needs the optional "
+            f"extra: {_INSTALL}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def _mne_data(path: Path | None) -> Iterator[None]:
+    """Use ``path`` as MNE_DATA (MOABB's download folder) inside the block."""
+    if path is None:
+        yield
+        return
+    old = os.environ.get("MNE_DATA")
+    os.environ["MNE_DATA"] = str(path)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MNE_DATA", None)
+        else:
+            os.environ["MNE_DATA"] = old
+
+
+class MOABBLoader(BaseLoader):
+    """Loader for MOABB datasets through a MOABB paradigm (see module docstring)."""
+
+    name = "moabb"
+    default_folder = "mne_data"
+    mains_freq = None  # depends on the dataset: config or the recordings' line_freq
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self._dataset: Any = None
+        self._paradigm: Any = None
+        self._pending: dict[str, mne.BaseEpochs] = {}
+        self._line_freq: float | None = None
+
+    # ------------------------------------------------------------------ moabb objects
+    @property
+    def dataset(self) -> Any:
+        """The MOABB dataset instance named by ``dataset.dataset``."""
+        if self._dataset is None:
+            self._dataset = self._instantiate_dataset()
+        return self._dataset
+
+    @property
+    def paradigm(self) -> Any:
+        """The MOABB paradigm instance named by ``dataset.paradigm``."""
+        if self._paradigm is None:
+            self._paradigm = self._instantiate_paradigm()
+        return self._paradigm
+
+    def _instantiate_dataset(self) -> Any:
+        name = self.config.dataset
+        datasets = _import("moabb.datasets")
+        base = _import("moabb.datasets.base").BaseDataset
+        cls = getattr(datasets, name, None)
+        if cls is None:
+            cls = getattr(_import("moabb.datasets.fake"), name, None)
+        if not (inspect.isclass(cls) and issubclass(cls, base)):
+            known = [k for k, v in vars(datasets).items()
+                     if inspect.isclass(v) and issubclass(v, base)]
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"did you mean {close}? " if close else ""
+            raise DataError(
+                f"moabb: dataset.dataset {name!r} is not a dataset class of moabb.datasets; "
+                f"{hint}see https://moabb.neurotechx.com/docs/datasets.html for the names"
+            )
+        try:
+            return cls(**self.config.dataset_params)
+        except (TypeError, ValueError, AssertionError) as exc:
+            raise DataError(
+                f"moabb: {name}(**dataset.dataset_params) failed ({exc}); fix "
+                f"dataset.dataset_params {self.config.dataset_params}"
+            ) from exc
+
+    def _instantiate_paradigm(self) -> Any:
+        name = self.config.paradigm
+        paradigms = _import("moabb.paradigms")
+        base = _import("moabb.paradigms.base").BaseParadigm
+        cls = getattr(paradigms, name, None)
+        if not (inspect.isclass(cls) and issubclass(cls, base)):
+            known = [k for k, v in vars(paradigms).items()
+                     if inspect.isclass(v) and issubclass(v, base)]
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"did you mean {close}? " if close else ""
+            raise DataError(
+                f"moabb: dataset.paradigm {name!r} is not a paradigm class of "
+                f"moabb.paradigms; {hint}e.g. LeftRightImagery or MotorImagery"
+            )
+        try:
+            paradigm = cls(**self.config.paradigm_params)
+        except (TypeError, ValueError, AssertionError) as exc:
+            raise DataError(
+                f"moabb: {name}(**dataset.paradigm_params) failed ({exc}); fix "
+                f"dataset.paradigm_params {self.config.paradigm_params}"
+            ) from exc
+        return paradigm
+
+    # ------------------------------------------------------------------ task, classes
+    @property
+    def task(self) -> str:  # type: ignore[override]
+        """``dataset.task`` or the task of the paradigm (motor imagery paradigms)."""
+        if self.config.task is not None:
+            return str(self.config.task)
+        module = type(self.paradigm).__module__.rsplit(".", 1)[-1]
+        task = _TASK_OF_MODULE.get(module)
+        if task is None:
+            raise DataError(
+                f"moabb: cannot infer the task of paradigm {self.config.paradigm!r}; set "
+                f"dataset.task to one of {TASKS}"
+            )
+        return task
+
+    @property
+    def event_id(self) -> dict[str, int]:
+        """Class name -> code 1..K for the paradigm's events in this dataset."""
+        if not self.paradigm.is_valid(self.dataset):
+            raise DataError(
+                f"moabb: paradigm {self.config.paradigm} cannot be used with dataset "
+                f"{self.config.dataset} (its paradigm is {self.dataset.paradigm!r}, events "
+                f"{sorted(self.dataset.event_id)}); pick a matching paradigm or set "
+                "dataset.paradigm_params.events"
+            )
+        try:
+            used = self.paradigm.used_events(self.dataset)
+        except ValueError as exc:
+            raise DataError(f"moabb: {exc}; check dataset.paradigm_params") from exc
+        if not used:
+            raise DataError(
+                f"moabb: paradigm {self.config.paradigm} selects no events of dataset "
+                f"{self.config.dataset} (events {sorted(self.dataset.event_id)}); set "
+                "dataset.paradigm_params.events"
+            )
+        return {name: code for code, name in enumerate(used, start=1)}
+
+    # ------------------------------------------------------------------ BaseLoader API
+    @property
+    def path(self) -> Path:
+        """MOABB's data folder: ``dataset.path`` or MNE's ``MNE_DATA`` (``~/mne_data``)."""
+        if self.config.path:
+            return Path(self.config.path).expanduser()
+        return Path(mne.get_config("MNE_DATA") or Path.home() / "mne_data").expanduser()
+
+    def site_mains_freq(self) -> float | None:
+        """``dataset.mains_freq``, else the recordings' ``line_freq`` (known after loading)."""
+        if self.config.mains_freq is not None:
+            return float(self.config.mains_freq)
+        return self._line_freq
+
+    def _numbers(self) -> dict[int, str]:
+        return {int(num): f"S{int(num):02d}" for num in self.dataset.subject_list}
+
+    def subject_ids(self) -> list[str]:
+        return self._select(self._numbers())
+
+    def _number(self, subject: str) -> int:
+        for num, sid in self._numbers().items():
+            if sid == subject:
+                return num
+        raise DataError(
+            f"moabb: no subject {subject!r} in {self.config.dataset}; subjects: "
+            f"{list(self._numbers().values())}"
+        )
+
+    def files(self, subject: str) -> list[Path]:
+        """No files: MOABB manages them; the cache key is the config (see module notes)."""
+        self._number(subject)
+        return []
+
+    def load(self, subjects: Sequence[str] | None = None, progress: bool = False) -> EEGDataset:
+        """Fetch all subjects with one ``paradigm.get_data`` call, then build the dataset."""
+        ids = self.subject_ids() if subjects is None else list(subjects)
+        self._pending = self._fetch(ids)
+        try:
+            dataset = super().load(ids, progress=progress)
+        finally:
+            self._pending = {}
+        dataset.info.update(
+            dataset=self.config.dataset, paradigm=self.config.paradigm,
+            code=getattr(self.dataset, "code", self.config.dataset),
+        )
+        return dataset
+
+    def load_subject(self, subject: str) -> mne.BaseEpochs:
+        if subject in self._pending:
+            return self._pending.pop(subject)
+        return self._fetch([subject])[subject]
+
+    # ------------------------------------------------------------------ conversion
+    def _fetch(self, subjects: Sequence[str]) -> dict[str, mne.BaseEpochs]:
+        """Run the paradigm for ``subjects`` and convert each subject's epochs."""
+        numbers = {self._number(s): s for s in subjects}
+        event_id = self.event_id
+        montage = make_montage(self.config.montage, "moabb: dataset.montage")
+        where = f"moabb dataset {self.config.dataset}"
+        logger.info("%s: paradigm %s, subjects %s", where, self.config.paradigm, list(numbers))
+        try:
+            with _mne_data(Path(self.config.path).expanduser() if self.config.path else None):
+                epochs, labels, meta = self.paradigm.get_data(
+                    self.dataset, subjects=list(numbers), return_epochs=True
+                )
+        except DataError:
+            raise
+        except Exception as exc:  # MOABB/MNE raise many types (download, I/O, parsing)
+            raise DataError(
+                f"{where}: paradigm {self.config.paradigm}.get_data failed for subjects "
+                f"{list(numbers)} ({type(exc).__name__}: {exc}); check the network/download "
+                f"folder {self.path}, dataset.dataset_params and dataset.paradigm_params"
+            ) from exc
+        labels = np.asarray(labels).astype(str)
+        meta = meta.reset_index(drop=True)
+        ch_names = self._montage_names(list(epochs.ch_names), montage, where)
+        line_freq = self.config.mains_freq
+        if line_freq is None:
+            line_freq = epochs.info.get("line_freq")
+        if line_freq is None:
+            raise DataError(
+                f"{where}: the recordings do not state their mains frequency (line_freq); set "
+                "dataset.mains_freq to 50 or 60 (the mains of the recording site)"
+            )
+        self._line_freq = float(line_freq)
+        data = epochs.get_data(copy=False)
+        out = {}
+        for num, sid in numbers.items():
+            mask = (meta["subject"].astype(int) == num).to_numpy()
+            keep = mask & np.isin(labels, list(event_id))
+            if not keep.any():
+                raise DataError(
+                    f"{where}: subject {num} ({sid}) has no epochs of classes "
+                    f"{list(event_id)}; drop it from dataset.subjects or check "
+                    "dataset.paradigm_params"
+                )
+            extra = pd.DataFrame(
+                {"session": meta.loc[keep, "session"].astype(str).to_numpy(),
+                 "run": meta.loc[keep, "run"].astype(str).to_numpy()}
+            )
+            out[sid] = make_epochs(
+                data[keep],
+                ch_names=ch_names,
+                sfreq=float(epochs.info["sfreq"]),
+                labels=list(labels[keep]),
+                event_id=event_id,
+                subject=sid,
+                montage=montage,
+                metadata=extra,
+                source=where,
+                line_freq=self._line_freq,
+            )
+        return out
+
+    def _montage_names(
+        self, ch_names: list[str], montage: mne.channels.DigMontage, where: str
+    ) -> list[str]:
+        """Spell channel names as in the montage; error on names it lacks."""
+        canonical = {name.lower(): name for name in montage.ch_names}
+        unknown = [name for name in ch_names if name.lower() not in canonical]
+        if unknown:
+            raise DataError(
+                f"{where}: channel(s) {unknown} have no position in montage "
+                f"{self.config.montage!r}; pick channels with dataset.paradigm_params."
+                "channels or set dataset.montage to a montage that has them"
+            )
+        return [canonical[name.lower()] for name in ch_names]
