@@ -375,8 +375,92 @@ class TrainingConfig(_Section):
         None, description="Scheduler address for backend dask; null = start a LocalCluster."
     )
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:i]'.")
+    threads: int | None = Field(
+        None, ge=1, description="torch threads per fold; null = CPU cores // n_jobs."
+    )
     seed: int = 42
 # --- end ModelConfig / TrainingConfig -------------------------------------------------
+
+
+# --- ExplainConfig: owned by eegcrp.crp -----------------------------------------------
+_DEFAULT_BANDS: dict[str, tuple[float, float]] = {
+    "delta": (1.0, 4.0),
+    "theta": (4.0, 8.0),
+    "alpha": (8.0, 12.0),
+    "beta": (12.0, 30.0),
+    "gamma": (30.0, 60.0),
+}
+
+
+class ExplainConfig(_Section):
+    """Concept relevance (CRP) of every fold model (see :mod:`eegcrp.crp`)."""
+
+    layer: str = Field(
+        "b2_conv2", pattern=r"^[A-Za-z0-9_.]+$",
+        description="Conv layer whose filters are the concepts (any conv of the model).",
+    )
+    composite: Literal[
+        "EpsilonAlpha2Beta1", "EpsilonPlus", "EpsilonPlusFlat", "EpsilonGammaBox"
+    ] = Field(
+        "EpsilonAlpha2Beta1",
+        description="LRP rule set (zennit); the thesis used EpsilonAlpha2Beta1.",
+    )
+    first_layer_rule: (
+        Literal["flat", "wsquare", "zbox", "epsilon", "zplus", "alpha2beta1", "gamma"] | None
+    ) = Field(
+        None, description="Rule of the first conv; null = the composite's own (flat shifts "
+        "spectral relevance to low frequencies: not a default).",
+    )
+    zero_bias: bool = Field(
+        True, description="Leave biases (incl. merged batch norms) out of the LRP rules so "
+        "relevance is conserved; false = keep them (relevance leaks at the biases).",
+    )
+    selection: Literal["share", "top_k"] = Field(
+        "share", description="Relevance maximisation: smallest set holding `share` of a "
+        "filter's total absolute relevance (thesis), or the `top_k` windows.",
+    )
+    share: float = Field(0.2, gt=0, le=1, description="Share for selection: share.")
+    top_k: int = Field(20, ge=1, description="Windows per filter and class for selection: top_k.")
+    rank_by: Literal["abs", "signed"] = Field(
+        "abs", description="Rank by |relevance| (thesis) or by positive relevance only.",
+    )
+    select_from: Literal["test", "train"] = Field(
+        "test", description="Windows of the held-out subject or of the fold's training subjects.",
+    )
+    by_class: bool = Field(
+        True, description="Explain class c on windows of true class c only (thesis).",
+    )
+    correctness: Literal["all", "correct", "incorrect"] = Field(
+        "all", description="Restrict the candidates to (in)correctly classified windows.",
+    )
+    batch_size: int = Field(128, ge=1, description="Windows (x conditions) per backward pass.")
+    bands: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(_DEFAULT_BANDS),
+        description="Frequency bands in Hz, [low, high) each.",
+    )
+    short_time: bool = Field(False, description="Also store time x frequency relevance.")
+    short_time_window: float = Field(
+        1.0, gt=0, description="Segment length of the short-time DFT in seconds (hop: half)."
+    )
+    n_jobs: int = Field(1, description="Folds explained in parallel; -1 = one per CPU core.")
+    backend: Literal["loky", "dask", "ray"] = Field(
+        "loky", description="joblib backend for n_jobs != 1 (dask/ray need their extras)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler address for backend dask; null = start a LocalCluster."
+    )
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:i]'.")
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        if not value:
+            raise ValueError("bands is empty; name at least one band, e.g. {alpha: [8, 12]}")
+        for name, (low, high) in value.items():
+            if not 0 <= low < high:
+                raise ValueError(f"band {name!r} = [{low}, {high}] must satisfy 0 <= low < high")
+        return value
+# --- end ExplainConfig ----------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------- study
@@ -393,6 +477,7 @@ class StudyConfig(_Section):
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    explain: ExplainConfig = Field(default_factory=ExplainConfig)
 
     @field_validator("output_dir", "cache_dir")
     @classmethod
