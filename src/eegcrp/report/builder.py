@@ -49,7 +49,9 @@ def build_report(config: StudyConfig, dataset: EEGDataset | None = None) -> Path
 
 def _stage_sections() -> list:
     """Section builders of later stages, each skipped when its results are absent."""
-    sections = []
+    from .ground_truth_section import add_ground_truth_section
+
+    sections = [add_ground_truth_section]
     try:
         from .training_section import add_training_section
     except ImportError:  # training stage not installed in this version
