@@ -19,6 +19,7 @@ import yaml
 
 from .config import ConfigError, StudyConfig, load_config
 from .data.base import DataError
+from .training import TrainingError
 
 logger = logging.getLogger("eegcrp")
 
@@ -51,13 +52,23 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p = sub.add_parser("train", help="leave-one-subject-out EEGNet training")
     _common(p)
+    _overwrite(p)
     p = sub.add_parser("run", help="run every stage, then write the report")
     _common(p)
+    _overwrite(p)
     p = sub.add_parser("report", help="write report.html from the stages' results")
     _common(p)
     p = sub.add_parser("demo", help="run everything on simulated data (no download)")
     _common(p, config_required=False)
+    _overwrite(p)
     return parser
+
+
+def _overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results of a different configuration in the output "
+                             "folder (default: refuse; finished folds of the same "
+                             "configuration are always reused)")
 
 
 def demo_config(overrides: Sequence[str] = (), output_dir: Path | None = None) -> StudyConfig:
@@ -85,15 +96,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = demo_config(args.overrides, args.out)
         else:
             config = load_config(args.config, args.overrides, output_dir=args.out)
-        return _dispatch(args.command, config, progress)
-    except (ConfigError, DataError) as exc:
+        return _dispatch(args.command, config, progress, getattr(args, "overwrite", False))
+    except (ConfigError, DataError, TrainingError) as exc:
         if args.verbose:
             logger.exception("failed")
         print(f"eegcrp {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _dispatch(command: str, config: StudyConfig, progress: bool) -> int:
+def _dispatch(command: str, config: StudyConfig, progress: bool, overwrite: bool) -> int:
     from . import pipeline
 
     start = time.perf_counter()
@@ -104,16 +115,17 @@ def _dispatch(command: str, config: StudyConfig, progress: bool) -> int:
         print(f"\nwindows: {int(summary['n_epochs'].sum())}, subjects: {len(summary)}; "
               f"summary in {Path(config.output_dir) / 'prepare' / 'summary.csv'}")
     elif command == "train":
-        if "train" not in pipeline.STAGES:
-            raise ConfigError("this eegcrp version has no training stage")
         pipeline.save_config(config)
         dataset, _ = pipeline.stage_prepare(config, progress=progress)
-        pipeline.STAGES["train"](config, dataset, progress)
-        print(f"training results in {Path(config.output_dir) / 'training'}")
+        metrics = pipeline.stage_train(config, dataset, progress, overwrite)
+        from .training import summarize
+
+        print(summarize(metrics).to_string())
+        print(f"\ntraining results in {Path(config.output_dir) / 'training'}")
     elif command == "report":
         print(f"report: {pipeline.stage_report(config)}")
     elif command in ("run", "demo"):
-        path = pipeline.run_stages(config, progress=progress)
+        path = pipeline.run_stages(config, progress=progress, overwrite=overwrite)
         elapsed = time.perf_counter() - start
         print(f"done in {elapsed:.0f} s; report: {path.resolve()}")
     return 0

@@ -433,7 +433,10 @@ class ExplainConfig(_Section):
     correctness: Literal["all", "correct", "incorrect"] = Field(
         "all", description="Restrict the candidates to (in)correctly classified windows.",
     )
-    batch_size: int = Field(128, ge=1, description="Windows (x conditions) per backward pass.")
+    batch_size: int = Field(
+        64, ge=1, description="(window, class, filter) rows per forward/backward pass; on CPU "
+        "smaller batches of large models run faster (less memory traffic)."
+    )
     bands: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: dict(_DEFAULT_BANDS),
         description="Frequency bands in Hz, [low, high) each.",

@@ -27,7 +27,7 @@ from .preprocessing import atomic_path, prepare
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STAGES", "run_stages", "save_config", "stage_prepare", "stage_report"]
+__all__ = ["STAGES", "run_stages", "save_config", "stage_prepare", "stage_report", "stage_train"]
 
 
 def save_config(config: StudyConfig) -> Path:
@@ -55,31 +55,30 @@ def stage_report(config: StudyConfig, dataset: EEGDataset | None = None) -> Path
     return build_report(config, dataset)
 
 
-def _stage_train(config: StudyConfig, dataset: EEGDataset, progress: bool) -> None:
-    from .training import run_training
+def stage_train(
+    config: StudyConfig, dataset: EEGDataset, progress: bool = True, overwrite: bool = False
+) -> pd.DataFrame:
+    """Leave-one-subject-out EEGNet training into ``<output_dir>/training/``."""
+    from .preprocessing import cache_key
+    from .training import LOSOTrainer
 
-    run_training(config, dataset, progress=progress)
-
-
-def _training_available() -> bool:
-    try:
-        from .training import run_training  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-#: Stages after ``prepare`` and before ``report``: name -> callable(config, dataset, progress).
-STAGES: dict[str, Callable[[StudyConfig, EEGDataset, bool], None]] = {}
-if _training_available():
-    STAGES["train"] = _stage_train
+    trainer = LOSOTrainer(config.model, config.training).fit(
+        dataset, config.output_dir, preprocessing_key=cache_key(config), progress=progress,
+        overwrite=overwrite,
+    )
+    return trainer.metrics_
 
 
-def run_stages(config: StudyConfig, progress: bool = True) -> Path:
+#: Stages after ``prepare`` and before ``report``, in order:
+#: name -> callable(config, dataset, progress, overwrite).
+STAGES: dict[str, Callable[..., object]] = {"train": stage_train}
+
+
+def run_stages(config: StudyConfig, progress: bool = True, overwrite: bool = False) -> Path:
     """Run every stage in order (prepare, the registered analysis stages, report)."""
     save_config(config)
     dataset, _ = stage_prepare(config, progress=progress)
     for name, stage in STAGES.items():
         logger.info("stage %s", name)
-        stage(config, dataset, progress)
+        stage(config, dataset, progress, overwrite)
     return stage_report(config, dataset)

@@ -1,0 +1,66 @@
+"""Training throughput of EEGNet (windows per second and epoch).
+
+    .venv/bin/python benchmarks/bench_training.py --channels 64 --times 384 --threads 2
+
+Trains on random windows with :func:`eegcrp.training.train_model` (the loop every LOSO fold
+runs: index-shuffled batches from in-memory tensors, Adam, max-norm projection) and reports
+the median epoch time over ``--epochs`` epochs after one warm-up epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from eegcrp.config import ModelConfig, TrainingConfig
+from eegcrp.models import build_model
+from eegcrp.training import normalize_windows, resolve_device, train_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--channels", type=int, default=64)
+    parser.add_argument("--times", type=int, default=384)
+    parser.add_argument("--windows", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variant", default="eegnet", choices=["eegnet", "thesis"])
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    rng = np.random.default_rng(0)
+    x = normalize_windows(rng.standard_normal((args.windows, args.channels, args.times)))
+    y = rng.integers(0, 2, args.windows)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(variant=args.variant), args.channels, args.times, 2, 128.0)
+    config = TrainingConfig(max_epochs=1, batch_size=args.batch_size)
+    x_t, y_t = torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)
+
+    train_model(model, x_t, y_t, config=config, rng=rng, device=device)  # warm-up
+    times = []
+    for _ in range(args.epochs):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        train_model(model, x_t, y_t, config=config, rng=rng, device=device)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    print(
+        f"{args.variant}: {args.channels} ch x {args.times} samples, {args.windows} windows, "
+        f"batch {args.batch_size}, {args.threads} thread(s), {device}: "
+        f"median epoch {median:.3f} s -> {args.windows / median:.0f} windows/s "
+        f"(best {args.windows / min(times):.0f}, worst {args.windows / max(times):.0f})"
+    )
+
+
+if __name__ == "__main__":
+    main()

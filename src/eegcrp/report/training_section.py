@@ -1,0 +1,162 @@
+"""Report section for the classification stage (leave-one-subject-out EEGNet).
+
+Reads ``<output_dir>/training/metrics.csv`` and the per-fold JSON files; adds nothing when
+the training stage has not run.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import mne
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ..config import StudyConfig
+from ..data.base import EEGDataset
+
+__all__ = ["add_training_section", "chance_threshold"]
+
+
+def chance_threshold(
+    y: np.ndarray, alpha: float = 0.05, n_permutations: int = 2000, seed: int = 0
+) -> float:
+    """Accuracy a classifier must exceed to be better than chance at level ``alpha``.
+
+    Permutation null for a test set with labels ``y``: the accuracy of label permutations
+    against the true labels (i.e. a classifier that ignores the data but knows the class
+    proportions). Unlike the theoretical chance level (1 / n_classes), it grows as the test
+    set shrinks (Combrisson & Jerbi, J Neurosci Methods 2015).
+    """
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    null = np.array([np.mean(rng.permutation(y) == y) for _ in range(n_permutations)])
+    return float(np.quantile(null, 1 - alpha))
+
+
+def _load(folder: Path) -> tuple[pd.DataFrame, list[dict]]:
+    metrics = pd.read_csv(folder / "metrics.csv", dtype={"test_subject": str})
+    folds = [json.loads(p.read_text()) for p in sorted((folder / "folds").glob("*.json"))]
+    return metrics, folds
+
+
+def _subject_figure(metrics: pd.DataFrame, chance: float, threshold: pd.Series) -> Figure:
+    order = (metrics.groupby("test_subject")["accuracy"].mean().sort_values().index.tolist())
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(order) + 2), 4), layout="constrained")
+    data = [metrics.loc[metrics["test_subject"] == s, "accuracy"].to_numpy() for s in order]
+    if metrics["repetition"].nunique() > 2:
+        ax.boxplot(data, positions=np.arange(len(order)), widths=0.6, showfliers=False)
+    rng = np.random.default_rng(0)
+    for k, values in enumerate(data):
+        ax.scatter(k + rng.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.7,
+                   color="tab:blue", zorder=3)
+        ax.hlines(threshold[order[k]], k - 0.4, k + 0.4, color="tab:red", lw=1.2,
+                  label="p < 0.05 (permutation)" if k == 0 else None)
+    ax.axhline(chance, color="gray", ls="--", lw=1, label=f"chance {chance:.2f}")
+    ax.set_xticks(np.arange(len(order)), order, rotation=45, ha="right")
+    ax.set(xlabel="held-out subject", ylabel="accuracy", ylim=(0, 1.02),
+           title="LOSO accuracy per held-out subject (points: repetitions)")
+    ax.legend(frameon=False, loc="lower right", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _repetition_figure(metrics: pd.DataFrame, chance: float) -> Figure:
+    per_rep = metrics.groupby("repetition")[["accuracy", "balanced_accuracy"]].mean()
+    fig, ax = plt.subplots(figsize=(5, 3.4), layout="constrained")
+    ax.plot(per_rep.index, per_rep["accuracy"], "o-", label="accuracy")
+    ax.plot(per_rep.index, per_rep["balanced_accuracy"], "s--", label="balanced accuracy")
+    ax.axhline(chance, color="gray", ls="--", lw=1)
+    ax.set(xlabel="repetition", ylabel="mean over test subjects", ylim=(0, 1.02),
+           title="Accuracy per repetition")
+    ax.set_xticks(per_rep.index)
+    ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def _confusion_figure(folds: list[dict], classes: list[str]) -> Figure:
+    total = np.sum([np.asarray(f["confusion_matrix"]) for f in folds], axis=0)
+    norm = total / np.maximum(total.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(3.8, 3.4), layout="constrained")
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(norm.shape[0]):
+        for j in range(norm.shape[1]):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(total[i, j])})", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title="Confusion (all folds, row-normalised)")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
+def _curves_figure(folds: list[dict]) -> Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+    for key, ax, label in (("loss", axes[0], "loss"), ("acc", axes[1], "accuracy")):
+        for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
+            curves = [np.asarray(f["history"][f"{split}_{key}"], float) for f in folds
+                      if f.get("history", {}).get(f"{split}_{key}")]
+            if not curves:
+                continue
+            for c in curves:
+                ax.plot(np.arange(1, len(c) + 1), c, color=color, alpha=0.15, lw=0.8)
+            n = max(len(c) for c in curves)
+            padded = np.full((len(curves), n), np.nan)
+            for i, c in enumerate(curves):
+                padded[i, : len(c)] = c
+            ax.plot(np.arange(1, n + 1), np.nanmean(padded, 0), color=color, lw=2,
+                    label=f"{split} (mean of folds still training)")
+        ax.set(xlabel="epoch", ylabel=label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(frameon=False, fontsize=8)
+    fig.suptitle("Learning curves (thin: folds)")
+    return fig
+
+
+def add_training_section(report: mne.Report, config: StudyConfig, dataset: EEGDataset) -> None:
+    """Add the classification section if ``<output_dir>/training/metrics.csv`` exists."""
+    folder = Path(config.output_dir) / "training"
+    if not (folder / "metrics.csv").exists():
+        return
+    metrics, folds = _load(folder)
+    if metrics.empty:
+        return
+    section = "Classification"
+    classes = dataset.classes
+    chance = 1.0 / len(classes)
+    _, y, groups = dataset.get_data()
+    threshold = pd.Series({s: chance_threshold(y[groups == s]) for s in np.unique(groups)})
+    summary = metrics[["accuracy", "balanced_accuracy", "f1_macro", "roc_auc"]].agg(
+        ["mean", "std"]).T
+    per_rep = metrics.groupby("repetition")["accuracy"].mean()
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['mean']:.3f}</td>"
+                   f"<td>{v['std']:.3f}</td></tr>" for k, v in summary.iterrows())
+    above = (metrics.groupby("test_subject")["accuracy"].mean()
+             > threshold.reindex(metrics["test_subject"].unique())).sum()
+    report.add_html(
+        f"<p>{metrics['test_subject'].nunique()} folds x {metrics['repetition'].nunique()} "
+        f"repetition(s); mean accuracy over repetitions {per_rep.mean():.3f} "
+        f"(sd {per_rep.std(ddof=0):.3f}); chance {chance:.2f}; "
+        f"{above} of {metrics['test_subject'].nunique()} held-out subjects above their "
+        "permutation threshold (p &lt; 0.05).</p>"
+        "<table class='table table-sm'><tr><th>metric</th><th>mean</th><th>sd</th></tr>"
+        f"{rows}</table>",
+        title="Summary", section=section,
+    )
+    for title, fig in (
+        ("Accuracy per test subject", _subject_figure(metrics, chance, threshold)),
+        ("Accuracy per repetition", _repetition_figure(metrics, chance)),
+        ("Confusion matrix", _confusion_figure(folds, classes) if folds else None),
+        ("Learning curves", _curves_figure(folds) if folds else None),
+    ):
+        if fig is not None:
+            report.add_figure(fig, title=title, section=section)
+            plt.close(fig)
