@@ -52,3 +52,28 @@ def test_errors_exit_2_with_message(tmp_path, capsys, args, message) -> None:
 def test_missing_config_file(capsys) -> None:
     assert main(["prepare", "nope.yaml"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_run_all_stages_on_tiny_simulated_study(tmp_path, capsys) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        "name: tiny\n"
+        "dataset: {kind: simulated, n_subjects: 3, n_trials: 8, channels: 10-20_19}\n"
+        "preprocessing: {window: 2.0, step: 1.0, h_freq: 40}\n"
+        "model: {kernel_length: 16}\n"
+        "training: {repetitions: 1, max_epochs: 2, threads: 1}\n"
+        "explain: {batch_size: 16}\n"
+    )
+    rc = main(["run", str(config), "--out", str(tmp_path / "out"), "-q"])
+    assert rc == 0, capsys.readouterr().err
+    out = tmp_path / "out"
+    assert (out / "training" / "metrics.csv").exists()
+    assert len(list((out / "training" / "folds").glob("*.pt"))) == 3
+    assert len(list((out / "explain" / "folds").glob("*.h5"))) == 3
+    html = (out / "report.html").read_text()
+    assert "Classification" in html and "Ground truth (simulation)" in html
+    # a re-run reuses every finished fold
+    assert main(["run", str(config), "--out", str(out), "-q"]) == 0
+    # explain without training is a clear error
+    rc = main(["explain", str(config), "--out", str(tmp_path / "empty"), "-q"])
+    assert rc == 2 and "run 'eegcrp train'" in capsys.readouterr().err

@@ -174,6 +174,27 @@ def test_early_stopping_restores_the_best_weights(dataset):
     assert float(loss) == pytest.approx(best, rel=1e-5)
 
 
+def test_monitor_val_accuracy_restores_the_most_accurate_epoch(dataset):
+    x, y, groups = dataset.get_data()
+    x = normalize_windows(x)
+    train, val = np.isin(groups, ["01", "02", "03"]), groups == "04"
+    torch.manual_seed(0)
+    model = build_model(None, 4, 128, 2, SFREQ)
+    cfg = tconfig(max_epochs=12, patience=12, monitor="val_accuracy")
+    hist = train_model(model, x[train], y[train], x[val], y[val], config=cfg,
+                       rng=np.random.default_rng(0), device="cpu")
+    acc = np.array(hist["val_acc"])
+    best = hist["best_epoch"] - 1
+    assert acc[best] == acc.max()
+    # ties in accuracy are broken by the lower loss
+    tied = np.flatnonzero(acc == acc.max())
+    assert hist["val_loss"][best] == min(hist["val_loss"][i] for i in tied)
+    model.eval()
+    with torch.no_grad():
+        pred = model(torch.as_tensor(x[val])).argmax(1).numpy()
+    assert np.mean(pred == y[val]) == pytest.approx(acc.max())
+
+
 def test_thesis_protocol_trains_fixed_epochs_unshuffled(dataset):
     x, y, _ = dataset.get_data()
     x = normalize_windows(x[:80], ddof=1)

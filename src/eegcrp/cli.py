@@ -1,4 +1,4 @@
-"""Command-line interface: ``eegcrp {prepare,train,run,report,demo} CONFIG.yaml``.
+"""Command-line interface: ``eegcrp {prepare,train,explain,run,report,demo} CONFIG.yaml``.
 
 Every command takes ``--out DIR`` (replaces the config's ``output_dir``) and repeatable
 ``--set KEY=VALUE`` overrides with dotted keys, so a study is one YAML file and a quick
@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="load + preprocess (cached); print a per-subject table")
     _common(p)
     p = sub.add_parser("train", help="leave-one-subject-out EEGNet training")
+    _common(p)
+    _overwrite(p)
+    p = sub.add_parser("explain", help="concept relevance (CRP) of every trained fold")
     _common(p)
     _overwrite(p)
     p = sub.add_parser("run", help="run every stage, then write the report")
@@ -122,6 +125,18 @@ def _dispatch(command: str, config: StudyConfig, progress: bool, overwrite: bool
 
         print(summarize(metrics).to_string())
         print(f"\ntraining results in {Path(config.output_dir) / 'training'}")
+    elif command == "explain":
+        pipeline.save_config(config)
+        dataset, _ = pipeline.stage_prepare(config, progress=progress)
+        if not (Path(config.output_dir) / "training" / "metrics.csv").exists():
+            raise ConfigError(
+                f"no trained models in {Path(config.output_dir) / 'training'}; run "
+                "'eegcrp train' with the same config and --out first"
+            )
+        index = pipeline.stage_explain(config, dataset, progress, overwrite)
+        print(f"explained {len(index.get('computed', []))} fold(s), "
+              f"{len(index.get('skipped', []))} already done; results in "
+              f"{Path(config.output_dir) / 'explain'}")
     elif command == "report":
         print(f"report: {pipeline.stage_report(config)}")
     elif command in ("run", "demo"):

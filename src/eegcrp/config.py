@@ -357,6 +357,12 @@ class TrainingConfig(_Section):
     )
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    monitor: Literal["val_loss", "val_accuracy"] = Field(
+        "val_loss",
+        description="Validation score for early stopping and the restored best epoch. "
+        "Cross-subject validation loss can rise from over-confidence while accuracy still "
+        "improves; val_accuracy (ties broken by lower loss) selects on what is reported.",
+    )
     patience: int = Field(
         20, ge=1, description="Stop after this many epochs without a lower validation loss."
     )

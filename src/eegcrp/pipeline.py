@@ -5,6 +5,7 @@ Output folder layout (``config.output_dir``)::
     config.yaml                the validated configuration the run used
     prepare/summary.csv        windows per subject and class, channels, sfreq, window length
     training/                  LOSO metrics, per-fold JSON and checkpoints (stage ``train``)
+    explain/                   concept relevance per fold, HDF5 + index.json (stage ``explain``)
     report.html                the HTML report (stage ``report``)
 
 The preprocessing cache lives in ``config.resolved_cache_dir()`` (see
@@ -27,7 +28,15 @@ from .preprocessing import atomic_path, prepare
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["STAGES", "run_stages", "save_config", "stage_prepare", "stage_report", "stage_train"]
+__all__ = [
+    "STAGES",
+    "run_stages",
+    "save_config",
+    "stage_explain",
+    "stage_prepare",
+    "stage_report",
+    "stage_train",
+]
 
 
 def save_config(config: StudyConfig) -> Path:
@@ -69,9 +78,18 @@ def stage_train(
     return trainer.metrics_
 
 
+def stage_explain(
+    config: StudyConfig, dataset: EEGDataset, progress: bool = True, overwrite: bool = False
+) -> dict:
+    """Concept relevance of every trained fold into ``<output_dir>/explain/`` (Pipeline A)."""
+    from .crp import run_explain
+
+    return run_explain(config, dataset, progress=progress, overwrite=overwrite)
+
+
 #: Stages after ``prepare`` and before ``report``, in order:
 #: name -> callable(config, dataset, progress, overwrite).
-STAGES: dict[str, Callable[..., object]] = {"train": stage_train}
+STAGES: dict[str, Callable[..., object]] = {"train": stage_train, "explain": stage_explain}
 
 
 def run_stages(config: StudyConfig, progress: bool = True, overwrite: bool = False) -> Path:

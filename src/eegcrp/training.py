@@ -289,7 +289,8 @@ def train_model(
     """Train ``model`` in place on already normalised windows.
 
     With validation data (and ``protocol: default``) training stops after ``patience``
-    epochs without a lower validation loss and the best epoch's weights are restored;
+    epochs without a better validation score (``config.monitor``: lower loss, or higher
+    accuracy with ties broken by lower loss) and the best epoch's weights are restored;
     otherwise it runs ``max_epochs`` epochs and keeps the final weights.
 
     Parameters
@@ -357,7 +358,8 @@ def train_model(
     eval_batch = max(config.batch_size, 1024)
 
     history: dict[str, Any] = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
-    best_loss, best_epoch, best_state = float("inf"), 0, None
+    best_epoch, best_state = 0, None
+    best_score: tuple[float, float] = (float("inf"), float("inf"))
     stopped_early = False
     epoch = 0
     for epoch in range(1, config.max_epochs + 1):
@@ -392,8 +394,12 @@ def train_model(
         val_loss, val_acc, _ = _evaluate(model, xv, yv, val_criterion, eval_batch)
         history["val_loss"].append(val_loss)
         history["val_acc"].append(val_acc)
-        if val_loss < best_loss:
-            best_loss, best_epoch = val_loss, epoch
+        if config.monitor == "val_accuracy":
+            score = (-val_acc, val_loss)  # higher accuracy first, then lower loss
+        else:
+            score = (val_loss, 0.0)
+        if score < best_score:
+            best_score, best_epoch = score, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         elif epoch - best_epoch >= config.patience:
             stopped_early = True

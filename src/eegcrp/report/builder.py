@@ -48,14 +48,9 @@ def build_report(config: StudyConfig, dataset: EEGDataset | None = None) -> Path
 
 
 def _stage_sections() -> list:
-    """Section builders of later stages, each skipped when its results are absent."""
+    """Section builders of the stages, each adding nothing when its results are absent."""
     from .ground_truth_section import add_ground_truth_section
+    from .relevance_section import add_relevance_section
+    from .training_section import add_training_section
 
-    sections = [add_ground_truth_section]
-    try:
-        from .training_section import add_training_section
-    except ImportError:  # training stage not installed in this version
-        pass
-    else:
-        sections.append(add_training_section)
-    return sections
+    return [add_ground_truth_section, add_training_section, add_relevance_section]

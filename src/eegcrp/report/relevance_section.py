@@ -1,0 +1,535 @@
+"""Report section for the explain stage: concept relevance (CRP) of the fold models.
+
+Reads the results store ``<output_dir>/explain/`` (see :mod:`eegcrp.store`) and adds nothing
+when the explain stage has not run. The store is read fold by fold and, for the heatmaps,
+slice by slice, so large runs (many folds, 64 channels) are not loaded into memory at once.
+
+Conventions
+-----------
+* A filter's **relevance share** in a fold and class is its total relevance (summed over the
+  class's candidate windows) divided by the summed absolute relevance of all filters of the
+  layer: signed, in %, and comparable between folds whose logits differ in scale.
+* Means over "folds and selected windows" pool the selected windows of all folds (fold means
+  weighted by the number of windows each fold selected).
+* Filter ``k`` of two fold models is not necessarily the same concept: the models are trained
+  independently, so index-wise averages across folds are only as meaningful as the spread
+  across folds in the ranking figure is small.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import mne
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
+
+from ..config import StudyConfig
+from ..data.base import EEGDataset
+from ..spectral import band_mean, band_sum
+from ..store import RelevanceRun, StoreError, load_relevance
+
+__all__ = ["N_TOP", "RelevanceSummary", "add_relevance_section", "summarise_relevance"]
+
+#: Filters per class shown in the heatmap and spectrum figures.
+N_TOP = 3
+
+_UNIT = "relevance (logit units)"
+
+#: Short labels of the canonical bands in the spectrum figure.
+_GREEK = {"delta": "δ", "theta": "θ", "alpha": "α", "mu": "μ", "beta": "β", "gamma": "γ"}
+
+
+# --------------------------------------------------------------------------- aggregation
+@dataclass
+class RelevanceSummary:
+    """Run-level aggregates behind the figures (see the module docstring).
+
+    Attributes
+    ----------
+    classes, ch_names : list of str
+    layer : str
+    n_folds : int
+    share : ndarray (fold, class, filter)
+        Relevance share of each filter (fraction; NaN where a fold has no relevance).
+    ranking : ndarray (class, filter)
+        Filter indices per class, most relevant first.
+    top : ndarray (class, n_top)
+        The first ``n_top`` filters of ``ranking`` that have selected windows.
+    n_selected : ndarray (class, filter)
+        Selected windows summed over folds.
+    freqs : ndarray (freq,)
+        Frequency of each DFT bin in Hz.
+    spectral : ndarray (class, filter, channel, freq)
+        Mean relevance per bin of a selected window (NaN without selected windows).
+    power : ndarray (class, filter, channel, freq)
+        Mean energy per bin of the selected (z-scored) windows.
+    heatmaps : ndarray (class, n_top, channel, time)
+        Mean conditional input heatmap of the top filters.
+    """
+
+    classes: list[str]
+    ch_names: list[str]
+    layer: str
+    n_folds: int
+    share: np.ndarray
+    ranking: np.ndarray
+    top: np.ndarray
+    n_selected: np.ndarray
+    freqs: np.ndarray
+    spectral: np.ndarray
+    power: np.ndarray
+    heatmaps: np.ndarray
+
+    def all_filters(self, values: np.ndarray) -> np.ndarray:
+        """Mean over the selected windows of all filters of a (class, filter, ...) mean."""
+        n = self.n_selected.astype(np.float64)
+        w = n.reshape(n.shape + (1,) * (values.ndim - 2))
+        total = np.nansum(np.where(w > 0, values, 0.0) * w, axis=1)
+        denom = n.sum(1).reshape((-1,) + (1,) * (values.ndim - 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denom > 0, total / np.where(denom > 0, denom, 1), np.nan)
+
+
+def _nanmean(values: Any, axis: int | None = None) -> Any:
+    """NaN-aware mean without warnings; all-NaN slices give NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.asarray(values, np.float64), axis=axis)
+
+
+def _rank_key(share: np.ndarray, rank_by: str) -> np.ndarray:
+    """(class, filter) score the filters are ranked by: |mean share over folds| (``abs``,
+    a consistent contribution of either sign) or the signed mean share."""
+    mean = _nanmean(share, axis=0)  # all-NaN filters: ranked last
+    key = np.abs(mean) if rank_by == "abs" else mean
+    return np.nan_to_num(key, nan=-np.inf)
+
+
+def summarise_relevance(run: RelevanceRun, n_top: int = N_TOP) -> RelevanceSummary:
+    """Aggregate a run over folds (reads each fold once, heatmaps slice by slice)."""
+    if not run.folds:
+        raise StoreError(f"no folds in {run.run_dir}")
+    meta = run.meta
+    totals, counts = [], []
+    for fold in run.folds:
+        with fold.open() as f:
+            totals.append(f["summary/total_relevance"][()].astype(np.float64))
+            counts.append(f["summary/n_selected"][()].astype(np.int64))
+    total = np.stack(totals)
+    n_sel = np.stack(counts)
+    denom = np.abs(total).sum(-1, keepdims=True)
+    share = np.divide(total, denom, out=np.full_like(total, np.nan), where=denom > 0)
+    ranking = np.argsort(-_rank_key(share, str(meta.get("rank_by", "abs"))), axis=1,
+                         kind="stable")
+    n_total = n_sel.sum(0)
+    # top filters: the best ranked among those with selected windows (others only if needed)
+    top = np.array([([f for f in order if n_total[c, f] > 0] +
+                     [f for f in order if n_total[c, f] == 0])[:n_top]
+                    for c, order in enumerate(ranking)], dtype=np.int64)
+
+    n_classes, n_filters = n_total.shape
+    n_channels, n_times = len(meta["ch_names"]), int(meta["n_times"])
+    freqs = np.asarray(meta["freqs"], np.float64)
+    spec = np.zeros((n_classes, n_filters, n_channels, len(freqs)))
+    power = np.zeros_like(spec)
+    heat = np.zeros((n_classes, top.shape[1], n_channels, n_times))
+    for fold, n in zip(run.folds, n_sel, strict=True):
+        w = n.astype(np.float64)[..., None, None]
+        with fold.open() as f:
+            spec += np.nan_to_num(f["summary/spectral_relevance_sum"][()].astype(np.float64))
+            pm = f["summary/power_mean"][()].astype(np.float64)
+            power += np.where(w > 0, np.nan_to_num(pm), 0.0) * w
+            hm = f["summary/heatmap_mean"]
+            for c in range(n_classes):
+                for j, filt in enumerate(top[c]):
+                    if n[c, filt] > 0:
+                        heat[c, j] += hm[c, int(filt)].astype(np.float64) * n[c, filt]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        div = np.where(n_total > 0, n_total, np.nan).astype(np.float64)
+        spec /= div[..., None, None]
+        power /= div[..., None, None]
+        heat /= np.take_along_axis(div, top, axis=1)[..., None, None]
+    return RelevanceSummary(
+        classes=list(meta["classes"]), ch_names=list(meta["ch_names"]),
+        layer=str(meta.get("layer", "")), n_folds=len(run.folds), share=share,
+        ranking=ranking, top=top, n_selected=n_total, freqs=freqs, spectral=spec,
+        power=power, heatmaps=heat,
+    )
+
+
+# --------------------------------------------------------------------------- HTML
+def _selection_rule(meta: dict[str, Any]) -> str:
+    if meta.get("selection") == "top_k":
+        rule = f"the top {meta.get('top_k')} windows"
+    else:
+        rule = (f"the smallest set of windows holding {100 * float(meta.get('share', 0)):g} % "
+                "of the filter's total absolute relevance")
+    rank = "|relevance|" if meta.get("rank_by", "abs") == "abs" else "positive relevance"
+    source = "held-out (test)" if meta.get("select_from", "test") == "test" else "training"
+    cls = "of the explained class only" if meta.get("by_class", True) else "of any class"
+    corr = {"all": "", "correct": ", correctly classified only",
+            "incorrect": ", misclassified only"}.get(str(meta.get("correctness", "all")), "")
+    return (f"{rule}, ranked by {rank}, among the {source} subject's windows {cls}{corr}")
+
+
+def _fmt_quantiles(rows: list[Any]) -> tuple[str, str]:
+    """Median over folds of the fold medians, and the typical 5-95 % range across folds."""
+    q = np.array([r for r in rows if r is not None and len(r) == 3], dtype=np.float64)
+    q = q[np.all(np.isfinite(q), axis=1)] if q.size else q
+    if not q.size:
+        return "n/a", "n/a"
+    lo, med, hi = np.median(q[:, 0]), np.median(q[:, 1]), np.median(q[:, 2])
+    env = f" (all folds: {q[:, 0].min():.3f} to {q[:, 2].max():.3f})" if len(q) > 1 else ""
+    return f"{med:.3f}", f"{lo:.3f} to {hi:.3f}{env}"
+
+
+def _settings_html(run: RelevanceRun, summary: RelevanceSummary) -> str:
+    meta = run.meta
+    cons = run.conservation()
+    reps = sorted({f.repetition for f in run.folds})
+    subjects = sorted({f.subject for f in run.folds})
+    first = meta.get("first_layer_rule") or "the composite's own rule"
+    zero_bias = bool(meta.get("zero_bias", True))
+    bias_txt = ("biases (incl. merged batch norms) left out of the rules, so relevance is "
+                "conserved" if zero_bias else
+                "biases kept in the rules: relevance leaks at the biases and the ratios "
+                "below may deviate from 1")
+    up_med, up_rng = _fmt_quantiles(list(cons["layer_over_logit"]))
+    lo_med, lo_rng = _fmt_quantiles(list(cons["input_over_layer"]))
+    chain = [(np.asarray(a, float) * np.asarray(b, float)).tolist()
+             for a, b in zip(cons["layer_over_logit"], cons["input_over_layer"], strict=True)
+             if a is not None and b is not None]
+    ch_med, ch_rng = _fmt_quantiles(chain)
+    err_up = _nanmean(cons["conservation_upper"].to_numpy(np.float64))
+    err_lo = _nanmean(cons["conservation_lower"].to_numpy(np.float64))
+    n = summary.n_selected
+    rows = [
+        ("logit → layer", "Σ layer relevance / logit (every window and class)", up_med,
+         up_rng, f"{err_up:.2g}"),
+        ("layer → input", "Σ input heatmap / filter relevance (every selected window)",
+         lo_med, lo_rng, f"{err_lo:.2g}"),
+        ("logit → input", "Σ input relevance / logit (≈ product of the two stages)", ch_med,
+         ch_rng, ""),
+    ]
+    table = ("<table class='table table-sm'><tr><th>stage</th><th>ratio</th><th>median</th>"
+             "<th>5-95 %</th><th>relative error</th></tr>" +
+             "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                     for r in rows) + "</table>")
+    return (
+        f"<p>Concept relevance propagation of {len(run.folds)} fold model(s) "
+        f"({len(subjects)} held-out subject(s) x {len(reps)} repetition(s)). Concepts are the "
+        f"{n.shape[1]} filters of layer <b>{html.escape(summary.layer)}</b>; LRP composite "
+        f"<b>{html.escape(str(meta.get('composite', '')))}</b>, first layer: "
+        f"{html.escape(first)}; zero bias: <b>{zero_bias}</b> ({bias_txt}). Relevance "
+        f"maximisation selects, per class and filter, {html.escape(_selection_rule(meta))}: "
+        f"median {np.median(n):g} window(s) per class and filter over all folds "
+        f"(range {n.min()}-{n.max()}). Bands: "
+        + ", ".join(f"{html.escape(k)} {lo:g}-{hi:g} Hz" for k, (lo, hi) in run.bands.items())
+        + ".</p><p>Conservation: relevance starts at the logit of the explained class and "
+        "should arrive unchanged at the layer and at the input (ratios ≈ 1). Median over "
+        "folds of the fold medians; 5-95 %: median over folds of the fold percentiles (in "
+        "brackets the widest range of any fold); relative error: Σ|deviation| / Σ|target|, "
+        "mean over folds. The end-to-end row multiplies the stages fold by fold (an "
+        "approximation: percentiles do not multiply exactly).</p>" + table +
+        "<p>Filter indices are fold-specific: the fold models are trained independently, so "
+        "filter k of two folds need not encode the same concept. Averages over folds are "
+        "meaningful only as far as the spread across folds in the ranking is small.</p>"
+    )
+
+
+# --------------------------------------------------------------------------- figures
+def _ranking_figure(s: RelevanceSummary) -> Figure:
+    """Relevance share per filter (ranked), per class; error bars: SD across folds."""
+    n_classes, n_filters = s.ranking.shape
+    fig, axes = plt.subplots(n_classes, 1, figsize=(max(6.0, 0.38 * n_filters + 2.0),
+                                                     2.5 * n_classes + 0.4),
+                             layout="constrained", squeeze=False)
+    rng = np.random.default_rng(0)
+    pct = 100 * s.share
+    for c, ax in enumerate(axes[:, 0]):
+        order = s.ranking[c]
+        values = pct[:, c, order]  # fold x filter
+        mean = np.nan_to_num(_nanmean(values, axis=0))
+        x = np.arange(n_filters)
+        colors = np.where(mean >= 0, "tab:red", "tab:blue")
+        top = set(s.top[c].tolist())
+        if s.n_folds > 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                sd = np.nan_to_num(np.nanstd(values, axis=0))
+            ax.bar(x, mean, yerr=sd, color=colors, alpha=0.75,
+                   error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "0.2"})
+            if s.n_folds <= 60:
+                for k in range(n_filters):
+                    ax.scatter(k + rng.uniform(-0.18, 0.18, s.n_folds), values[:, k], s=6,
+                               color="0.25", alpha=0.5, zorder=3, linewidths=0)
+        else:
+            ax.bar(x, mean, color=colors, alpha=0.75)
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_xticks(x, [str(f) for f in order], fontsize=8 if n_filters <= 32 else 6)
+        for label, f in zip(ax.get_xticklabels(), order, strict=True):
+            if f in top:
+                label.set_fontweight("bold")
+        ax.set_xlim(-0.7, n_filters - 0.3)
+        ax.set_ylabel("relevance share (%)")
+        ax.set_title(f"class {s.classes[c]}", fontsize=10, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1, 0].set_xlabel(f"filter of layer {s.layer}, ranked (bold: top {s.top.shape[1]})")
+    spread = (f"bars: mean over {s.n_folds} folds, error bars: SD, dots: folds"
+              if s.n_folds > 1 else "one fold")
+    fig.suptitle(f"Relevance share per filter ({spread}; red: for, blue: against the class)",
+                 fontsize=10)
+    return fig
+
+
+def _heatmap_figure(s: RelevanceSummary, sfreq: float) -> Figure:
+    """Mean conditional input heatmaps (channel x time) of the top filters per class."""
+    n_classes, n_top = s.top.shape
+    n_ch, n_times = s.heatmaps.shape[2:]
+    row_h = max(2.2, min(0.16 * n_ch + 1.0, 7.5))  # 64 channels: 7.5 in per class
+    fig, axes = plt.subplots(n_classes, n_top, figsize=(3.9 * n_top + 0.6, row_h * n_classes),
+                             layout="constrained", squeeze=False, sharex=True, sharey=True)
+    extent = (0.0, n_times / sfreq, n_ch - 0.5, -0.5)
+    fontsize = min(8.0, 0.85 * 72 * (row_h - 1.0) / n_ch)  # every channel named
+    mean_share = _nanmean(s.share, axis=0)
+    for c in range(n_classes):
+        for j in range(n_top):
+            ax = axes[c, j]
+            filt = int(s.top[c, j])
+            data = s.heatmaps[c, j]
+            finite = data[np.isfinite(data)]
+            lim = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 0.0
+            lim = lim if lim > 0 else 1.0
+            im = ax.imshow(data, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                           extent=extent, interpolation="nearest")
+            ax.set_yticks(np.arange(n_ch), s.ch_names, fontsize=fontsize)
+            ax.set_title(f"{s.classes[c]}: filter {filt} (share "
+                         f"{100 * np.nan_to_num(mean_share[c, filt]):+.1f} %, "
+                         f"n = {int(s.n_selected[c, filt])})", fontsize=9)
+            cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01)
+            cb.set_label(_UNIT, fontsize=8)
+            cb.ax.tick_params(labelsize=7)
+            cb.formatter.set_powerlimits((-2, 3))
+            if j == 0:
+                ax.set_ylabel("channel")
+            if c == n_classes - 1:
+                ax.set_xlabel("time in window (s)")
+    fig.suptitle("Mean conditional input heatmaps of the top filters per class "
+                 "(over folds and selected windows; colour limits: ±99.5th percentile |R|)",
+                 fontsize=10)
+    return fig
+
+
+def _shade_bands(ax: Any, bands: dict[str, tuple[float, float]], xmax: float) -> None:
+    trans = blended_transform_factory(ax.transData, ax.transAxes)
+    for k, (name, (lo, hi)) in enumerate(bands.items()):
+        if lo >= xmax:
+            continue
+        ax.axvspan(lo, min(hi, xmax), color="0.5", alpha=0.08 if k % 2 == 0 else 0.18, lw=0)
+        ax.text((lo + min(hi, xmax)) / 2, 0.985, _GREEK.get(name.lower(), name),
+                transform=trans, ha="center", va="top", fontsize=8, color="0.3")
+
+
+def _spectra_figure(s: RelevanceSummary, bands: dict[str, tuple[float, float]]) -> Figure:
+    """Relevance per frequency bin (mean over channels, folds, selected windows)."""
+    n_classes, n_top = s.top.shape
+    n_panels = n_classes + 1
+    ncols = min(3, n_panels)
+    nrows = int(np.ceil(n_panels / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.2 * nrows),
+                             layout="constrained", squeeze=False)
+    axes = axes.ravel()
+    xmax = float(s.freqs[-1])
+    spec = _nanmean(s.spectral, axis=2)  # class x filter x freq
+    colors = plt.get_cmap("tab10").colors
+    for c in range(n_classes):
+        ax = axes[c]
+        for j in range(n_top):
+            filt = int(s.top[c, j])
+            if s.n_selected[c, filt] == 0:
+                continue
+            ax.plot(s.freqs, spec[c, filt], color=colors[j % 10], lw=1.3,
+                    label=f"filter {filt} (#{j + 1})")
+        ax.set_title(f"class {s.classes[c]}: top {n_top} filters", fontsize=10)
+    everything = s.all_filters(spec)  # class x freq
+    ax = axes[n_classes]
+    for c in range(n_classes):
+        ax.plot(s.freqs, everything[c], color=colors[c % 10], lw=1.5, label=s.classes[c])
+    ax.set_title(f"all {s.spectral.shape[1]} filters, per class", fontsize=10)
+    for ax in axes[:n_panels]:
+        _shade_bands(ax, bands, xmax)
+        ax.set_xlim(0, xmax)
+        lo, hi = ax.get_ylim()
+        n_lines = len(ax.get_lines())
+        # headroom above the data for the band labels and the legend beneath them
+        ax.set_ylim(lo, hi + (0.1 + 0.07 * n_lines) * (hi - lo))
+        ax.set(xlabel="frequency (Hz)", ylabel=f"{_UNIT} per bin")
+        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        if n_lines:
+            ax.legend(frameon=False, fontsize=7, loc="upper right", bbox_to_anchor=(1, 0.93),
+                      ncols=1 if n_lines <= 3 else 2)
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.grid(alpha=0.25)
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    df = float(s.freqs[1] - s.freqs[0]) if len(s.freqs) > 1 else 0.0
+    fig.suptitle("Spectral relevance (DFT virtual inspection layer): mean over channels, folds "
+                 f"and selected windows; bins of {df:g} Hz", fontsize=10)
+    return fig
+
+
+def _topo_info(dataset: EEGDataset, ch_names: list[str]) -> tuple[mne.Info, list[int]] | None:
+    """Info of the store's channels that have positions, and their indices in the store."""
+    info = dataset[dataset.subjects[0]].info
+    keep, store_idx = [], []
+    for k, name in enumerate(ch_names):
+        if name not in info.ch_names:
+            continue
+        i = info.ch_names.index(name)
+        loc = np.asarray(info["chs"][i]["loc"][:3], np.float64)
+        if np.all(np.isfinite(loc)) and np.any(loc != 0):
+            keep.append(i)
+            store_idx.append(k)
+    if len(keep) < 3:
+        return None
+    return mne.pick_info(info, keep), store_idx
+
+
+def _topomap_figure(
+    values: np.ndarray, info: mne.Info, classes: list[str], bands: dict[str, tuple[float, float]],
+    *, diverging: bool, label: str, title: str,
+) -> Figure:
+    """Rows: classes, columns: bands; ``values`` (class, channel, band)."""
+    n_classes, _, n_bands = values.shape
+    fig, axes = plt.subplots(n_classes, n_bands, figsize=(1.85 * n_bands + 1.3,
+                                                          1.95 * n_classes + 0.7),
+                             layout="constrained", squeeze=False)
+    names = list(bands)
+    if diverging:  # symmetric limits per row (class): bands comparable within a class
+        lims = [(-m, m) for m in (float(np.nanmax(np.abs(values[c]), initial=0.0)) or 1.0
+                                  for c in range(n_classes))]
+        groups = [(axes[c].tolist(), lims[c], [(c, b) for b in range(n_bands)])
+                  for c in range(n_classes)]
+    else:  # power spans decades across bands: shared limits per column (band)
+        groups = []
+        for b in range(n_bands):
+            col = values[:, :, b]
+            finite = col[np.isfinite(col)]
+            lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+            if hi <= lo:
+                hi = lo + 1.0
+            groups.append((axes[:, b].tolist(), (lo, hi), [(c, b) for c in range(n_classes)]))
+    cmap = "RdBu_r" if diverging else "viridis"
+    for group_axes, vlim, cells in groups:
+        im = None
+        for c, b in cells:
+            ax = axes[c, b]
+            data = np.nan_to_num(values[c, :, b])
+            im, _ = mne.viz.plot_topomap(data, info, axes=ax, show=False, cmap=cmap,
+                                         vlim=vlim, contours=0, sensors=True)
+            if c == 0:
+                lo_f, hi_f = bands[names[b]]
+                ax.set_title(f"{names[b]}\n{lo_f:g}-{hi_f:g} Hz", fontsize=9)
+            if b == 0:
+                ax.text(-0.12, 0.5, classes[c], transform=ax.transAxes, rotation=90,
+                        ha="right", va="center", fontsize=9)
+        if diverging:
+            cb = fig.colorbar(im, ax=group_axes, shrink=0.85, pad=0.02)
+        else:
+            cb = fig.colorbar(im, ax=group_axes, orientation="horizontal", shrink=0.85,
+                              pad=0.02, aspect=12)
+        cb.set_label(label, fontsize=7)
+        cb.ax.tick_params(labelsize=6)
+        if diverging:
+            cb.formatter.set_powerlimits((-2, 3))
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def _band_values(s: RelevanceSummary, bands: dict[str, tuple[float, float]],
+                 store_idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(class, channel, band) relevance (sum over the band's bins) and power in dB (mean
+    energy per bin), both per selected window of all filters."""
+    rel = s.all_filters(s.spectral)[:, store_idx]  # class x channel x freq
+    pw = s.all_filters(s.power)[:, store_idx]
+    rel_b, _ = band_sum(rel, s.freqs, bands)
+    pw_b, _ = band_mean(pw, s.freqs, bands)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pw_db = 10 * np.log10(pw_b)
+    pw_db[~np.isfinite(pw_db)] = np.nan
+    return rel_b, pw_db
+
+
+# --------------------------------------------------------------------------- section
+def _load(config: StudyConfig) -> RelevanceRun | None:
+    folder = Path(config.output_dir) / "explain"
+    if not (folder / "folds").is_dir():
+        return None
+    try:
+        run = load_relevance(folder)
+    except StoreError:
+        return None
+    return run if run.folds else None
+
+
+def add_relevance_section(report: mne.Report, config: StudyConfig, dataset: EEGDataset) -> None:
+    """Add the concept relevance section if ``<output_dir>/explain/`` holds results."""
+    run = _load(config)
+    if run is None:
+        return
+    section = "Concept relevance"
+    s = summarise_relevance(run)
+    sfreq = float(run.meta.get("sfreq", dataset.sfreq))
+    # bands with at least one DFT bin, from the store's definitions
+    bands = {k: v for k, v in run.bands.items()
+             if np.any((s.freqs >= v[0]) & (s.freqs < v[1]))}
+    report.add_html(_settings_html(run, s), title="Explanation settings and conservation",
+                    section=section)
+    figures: list[tuple[str, Figure | None, str]] = [
+        ("Filter relevance ranking", _ranking_figure(s),
+         "Each filter's total relevance for the class over the candidate windows, as a share "
+         "of the summed absolute relevance of all filters of the layer (sign kept)."),
+        ("Input heatmaps of the top filters", _heatmap_figure(s, sfreq),
+         "Conditional (filter-specific) LRP relevance of every input sample, averaged over "
+         "the windows selected for the filter; red: evidence for the class, blue: against."),
+        ("Relevance spectra", _spectra_figure(s, bands or run.bands),
+         "Relevance per DFT bin of the selected windows (sums over bins to the heatmap "
+         "total); shaded: the bands of the explain configuration."),
+    ]
+    topo = _topo_info(dataset, s.ch_names) if bands else None
+    if topo is not None:
+        info, store_idx = topo
+        rel_b, pw_db = _band_values(s, bands, store_idx)
+        for title, values, diverging, label, suptitle, caption in (
+            ("Band relevance topographies", rel_b, True, "band relevance (logit units)",
+             "Relevance per band and channel: mean over the selected windows of all filters "
+             "and folds; symmetric limits per class",
+             "Relevance summed over each band's DFT bins, per selected window."),
+            ("Band power topographies", pw_db, False, "energy per bin (dB, z-scored input)",
+             "Band power of the same windows (mean energy per bin); shared limits per band",
+             "Mean energy per DFT bin within each band of the z-scored model input."),
+        ):
+            try:
+                fig = _topomap_figure(values, info, s.classes, bands, diverging=diverging,
+                                      label=label, title=suptitle)
+            except (ValueError, RuntimeError) as exc:  # e.g. collinear sensor positions
+                plt.close("all")
+                report.add_html(f"<p>{html.escape(title)} skipped: {html.escape(str(exc))}"
+                                "</p>", title=title, section=section)
+                continue
+            figures.append((title, fig, caption))
+    for title, fig, caption in figures:
+        if fig is not None:
+            report.add_figure(fig, title=title, caption=caption, section=section)
+            plt.close(fig)
