@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
+    "DEFAULT_BANDS",
     "BCIIV2bConfig",
     "ConfigError",
     "EEGMATConfig",
@@ -327,6 +328,19 @@ class PreprocessingConfig(_Section):
         return self
 
 
+class _ParallelSection(_Section):
+    """Where a stage's independent folds run: processes, a Dask cluster or Ray; CPU or CUDA."""
+
+    n_jobs: int = Field(1, description="Folds run in parallel; -1 = one per CPU core.")
+    backend: Literal["loky", "dask", "ray"] = Field(
+        "loky", description="joblib backend for n_jobs != 1 (dask/ray need their extras)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler address for backend dask; null = start a LocalCluster."
+    )
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:i]'.")
+
+
 # --- ModelConfig / TrainingConfig: owned by eegcrp.models / eegcrp.training ------------
 class ModelConfig(_Section):
     """EEGNet hyper-parameters (see :mod:`eegcrp.models`)."""
@@ -348,7 +362,7 @@ class ModelConfig(_Section):
     )
 
 
-class TrainingConfig(_Section):
+class TrainingConfig(_ParallelSection):
     """Leave-one-subject-out training (see :mod:`eegcrp.training`)."""
 
     repetitions: int = Field(10, ge=1, description="Times the whole LOSO is repeated.")
@@ -373,14 +387,6 @@ class TrainingConfig(_Section):
         "default",
         description="'thesis' = fixed max_epochs, no validation, unshuffled, no class weights.",
     )
-    n_jobs: int = Field(1, description="Folds trained in parallel; -1 = one per CPU core.")
-    backend: Literal["loky", "dask", "ray"] = Field(
-        "loky", description="joblib backend for n_jobs != 1 (dask/ray need their extras)."
-    )
-    dask_address: str | None = Field(
-        None, description="Scheduler address for backend dask; null = start a LocalCluster."
-    )
-    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:i]'.")
     threads: int | None = Field(
         None, ge=1, description="torch threads per fold; null = CPU cores // n_jobs."
     )
@@ -389,7 +395,9 @@ class TrainingConfig(_Section):
 
 
 # --- ExplainConfig: owned by eegcrp.crp -----------------------------------------------
-_DEFAULT_BANDS: dict[str, tuple[float, float]] = {
+#: Canonical EEG bands in Hz, each ``[low, high)`` (the thesis' bands; delta starts at the
+#: 1 Hz high-pass). The one definition used by the config, spectral analysis and reports.
+DEFAULT_BANDS: dict[str, tuple[float, float]] = {
     "delta": (1.0, 4.0),
     "theta": (4.0, 8.0),
     "alpha": (8.0, 12.0),
@@ -398,7 +406,7 @@ _DEFAULT_BANDS: dict[str, tuple[float, float]] = {
 }
 
 
-class ExplainConfig(_Section):
+class ExplainConfig(_ParallelSection):
     """Concept relevance (CRP) of every fold model (see :mod:`eegcrp.crp`)."""
 
     layer: str = Field(
@@ -444,21 +452,13 @@ class ExplainConfig(_Section):
         "smaller batches of large models run faster (less memory traffic)."
     )
     bands: dict[str, tuple[float, float]] = Field(
-        default_factory=lambda: dict(_DEFAULT_BANDS),
+        default_factory=lambda: dict(DEFAULT_BANDS),
         description="Frequency bands in Hz, [low, high) each.",
     )
     short_time: bool = Field(False, description="Also store time x frequency relevance.")
     short_time_window: float = Field(
         1.0, gt=0, description="Segment length of the short-time DFT in seconds (hop: half)."
     )
-    n_jobs: int = Field(1, description="Folds explained in parallel; -1 = one per CPU core.")
-    backend: Literal["loky", "dask", "ray"] = Field(
-        "loky", description="joblib backend for n_jobs != 1 (dask/ray need their extras)."
-    )
-    dask_address: str | None = Field(
-        None, description="Scheduler address for backend dask; null = start a LocalCluster."
-    )
-    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:i]'.")
 
     @field_validator("bands")
     @classmethod

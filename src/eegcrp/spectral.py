@@ -41,6 +41,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .config import DEFAULT_BANDS
+
 __all__ = [
     "DEFAULT_BANDS",
     "band_mean",
@@ -51,15 +53,6 @@ __all__ = [
     "spectrum",
     "stdft_relevance",
 ]
-
-#: Default frequency bands in Hz, each ``[low, high)``.
-DEFAULT_BANDS: dict[str, tuple[float, float]] = {
-    "delta": (1.0, 4.0),
-    "theta": (4.0, 8.0),
-    "alpha": (8.0, 12.0),
-    "beta": (12.0, 30.0),
-    "gamma": (30.0, 60.0),
-}
 
 #: Stabiliser of ``R_n / x_n``: only samples with ``|x_n|`` below it are shifted.
 EPS = 1e-12

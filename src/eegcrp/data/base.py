@@ -9,6 +9,7 @@ montage, the dataset's ``event_id`` (class name -> code) and a metadata table wh
 from __future__ import annotations
 
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -366,6 +367,19 @@ class BaseLoader(ABC):
                 "config or EEGCRP_DATA to the folder holding the recordings"
             )
         return path
+
+    def _scan(self, pattern: re.Pattern[str]) -> dict[int, dict[str, Path]]:
+        """Index the folder's files whose name matches ``pattern``.
+
+        Group 1 of the pattern is the subject number, group 2 the file's part (session,
+        condition ...): returns {subject number: {part: path}}.
+        """
+        index: dict[int, dict[str, Path]] = {}
+        for path in sorted(self._check_folder().iterdir()):
+            match = pattern.match(path.name)
+            if match:
+                index.setdefault(int(match[1]), {})[match[2]] = path
+        return index
 
     @abstractmethod
     def subject_ids(self) -> list[str]:

@@ -36,13 +36,7 @@ class BCIIV2bLoader(BaseLoader):
     mains_freq = 50.0  # Graz, Austria
 
     def _index(self) -> dict[int, dict[str, Path]]:
-        folder = self._check_folder()
-        index: dict[int, dict[str, Path]] = {}
-        for path in sorted(folder.iterdir()):
-            match = _FILE.match(path.name)
-            if match:
-                index.setdefault(int(match[1]), {})[match[2]] = path
-        return index
+        return self._scan(_FILE)
 
     def subject_ids(self) -> list[str]:
         index = self._index()

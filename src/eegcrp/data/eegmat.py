@@ -44,13 +44,7 @@ class EEGMATLoader(BaseLoader):
     mains_freq = 50.0  # Kyiv, Ukraine
 
     def _index(self) -> dict[int, dict[str, Path]]:
-        folder = self._check_folder()
-        index: dict[int, dict[str, Path]] = {}
-        for path in sorted(folder.iterdir()):
-            match = _FILE.match(path.name)
-            if match:
-                index.setdefault(int(match[1]), {})[match[2]] = path
-        return index
+        return self._scan(_FILE)
 
     def subject_ids(self) -> list[str]:
         index = self._index()

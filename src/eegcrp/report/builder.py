@@ -37,7 +37,7 @@ def build_report(config: StudyConfig, dataset: EEGDataset | None = None) -> Path
 
         dataset = prepare(config, progress=False)
     report = mne.Report(title=f"eegcrp: {config.name}", verbose="error")
-    add_data_section(report, dataset)
+    add_data_section(report, dataset, config.explain.bands)
     for add_section in _stage_sections():
         add_section(report, config, dataset)
     target = Path(config.output_dir) / "report.html"

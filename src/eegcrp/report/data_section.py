@@ -13,18 +13,10 @@ import mne
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..config import DEFAULT_BANDS
 from ..data.base import EEGDataset
 
 __all__ = ["DEFAULT_BANDS", "add_data_section", "class_psd", "counts_table_html"]
-
-#: Canonical EEG bands in Hz (the thesis' bands; delta starts at 1 Hz, the high-pass).
-DEFAULT_BANDS: dict[str, tuple[float, float]] = {
-    "delta": (1.0, 4.0),
-    "theta": (4.0, 8.0),
-    "alpha": (8.0, 12.0),
-    "beta": (12.0, 30.0),
-    "gamma": (30.0, 60.0),
-}
 
 
 def counts_table_html(dataset: EEGDataset) -> str:
