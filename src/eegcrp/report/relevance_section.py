@@ -385,7 +385,7 @@ def _spectra_figure(s: RelevanceSummary, bands: dict[str, tuple[float, float]]) 
         ax.set_visible(False)
     df = float(s.freqs[1] - s.freqs[0]) if len(s.freqs) > 1 else 0.0
     fig.suptitle("Spectral relevance (DFT virtual inspection layer): mean over channels, folds "
-                 f"and selected windows; bins of {df:g} Hz", fontsize=10)
+                 f"and selected windows; bins of {df:.3g} Hz", fontsize=10)
     return fig
 
 
