@@ -159,7 +159,13 @@ def apply_max_norm(model: nn.Module) -> None:
     modules = dict(model.named_modules())
     for name, limit in max_norms(model).items():
         weight = modules[name].weight
-        weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=limit))
+        norms = weight.detach().flatten(1).norm(dim=1)
+        # A relative tolerance makes the projection idempotent: a filter just projected
+        # (norm == limit up to rounding, which depends on the thread count) is left alone.
+        over = norms > limit * (1 + 1e-6)
+        if over.any():
+            scale = torch.where(over, limit / norms, torch.ones_like(norms))
+            weight.mul_(scale.view(-1, *([1] * (weight.dim() - 1))))
 
 
 def remove_thesis_renorm(model: nn.Module) -> int:
