@@ -4,12 +4,14 @@
 
 Trains on random windows with :func:`eegcrp.training.train_model` (the loop every LOSO fold
 runs: index-shuffled batches from in-memory tensors, Adam, max-norm projection) and reports
-the median epoch time over ``--epochs`` epochs after one warm-up epoch.
+the median epoch time over ``--epochs`` epochs after one warm-up epoch, and the process'
+peak resident memory (``ru_maxrss``).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -58,7 +60,8 @@ def main() -> None:
         f"{args.variant}: {args.channels} ch x {args.times} samples, {args.windows} windows, "
         f"batch {args.batch_size}, {args.threads} thread(s), {device}: "
         f"median epoch {median:.3f} s -> {args.windows / median:.0f} windows/s "
-        f"(best {args.windows / min(times):.0f}, worst {args.windows / max(times):.0f})"
+        f"(best {args.windows / min(times):.0f}, worst {args.windows / max(times):.0f}); "
+        f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
     )
 
 

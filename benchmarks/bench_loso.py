@@ -1,0 +1,81 @@
+"""Time per LOSO fold, training throughput and peak memory on a real (cached) dataset.
+
+    .venv/bin/python benchmarks/bench_loso.py configs/bciciv2b.yaml --out /tmp/bench_bci \\
+        --threads 1 --epochs 20 --folds 1
+
+Runs the first ``--folds`` folds of repetition 0 exactly as ``eegcrp train`` does (same
+normalisation, split, seeds and ``eegcrp.training._run_fold``), but with a *fixed* number of
+epochs (``max_epochs = patience = --epochs``, so early stopping never triggers) so that
+timings at different thread counts are comparable. Per fold it prints the wall time, the
+epochs, the training windows and the throughput (training windows x epochs / wall time;
+the wall time includes the per-epoch validation pass and the final test pass), then the
+process' peak resident memory (``ru_maxrss``; it includes the whole dataset in memory).
+The preprocessed windows come from the cache of ``--out`` (created if missing; that time is
+reported separately and not counted in the fold times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from eegcrp.config import load_config
+from eegcrp.preprocessing import prepare
+from eegcrp.training import LOSOTrainer, _run_fold, normalize_windows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="study YAML (e.g. configs/bciciv2b.yaml)")
+    parser.add_argument("--out", required=True, help="output folder whose cache holds the data")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="config override KEY=VALUE (repeatable)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=20, help="fixed epochs per fold")
+    parser.add_argument("--folds", type=int, default=1, help="first N folds of repetition 0")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    config = load_config(args.config, args.overrides, output_dir=args.out)
+    t0 = time.perf_counter()
+    dataset = prepare(config, progress=False)
+    t_prepare = time.perf_counter() - t0
+    subjects = [str(s) for s in dataset.subjects]
+    x, y, groups = dataset.get_data()
+    groups = groups.astype(str)
+    x = normalize_windows(x)
+    y = y.astype(np.int64)
+    shape = {"n_channels": x.shape[1], "n_times": x.shape[2],
+             "n_classes": len(dataset.classes), "sfreq": float(dataset.sfreq)}
+    tc = config.training.model_copy(update={
+        "threads": args.threads, "n_jobs": 1, "device": "cpu",
+        "max_epochs": args.epochs, "patience": args.epochs,
+    })
+    mc = config.model
+    specs = [s for s in LOSOTrainer(mc, tc).fold_specs(subjects) if s.repetition == 0]
+    print(f"{dataset.name}: {len(subjects)} subjects, {len(y)} windows of {x.shape[1]} ch x "
+          f"{x.shape[2]} samples, model {mc.variant}, {args.threads} thread(s), "
+          f"{args.epochs} fixed epochs; prepare/load {t_prepare:.1f} s", flush=True)
+    walls, rates = [], []
+    for spec in specs[: args.folds]:
+        res = _run_fold(spec, x, y, groups, shape, mc, tc, args.threads)
+        epochs = res["history"]["epochs_trained"]
+        rate = res["n_train"] * epochs / res["wall_time_s"]
+        walls.append(res["wall_time_s"])
+        rates.append(rate)
+        print(f"  fold {spec.name}: {res['wall_time_s']:.1f} s, {epochs} epochs, "
+              f"{res['n_train']} train / {res['n_val']} val / {res['n_test']} test windows, "
+              f"{res['wall_time_s'] / epochs:.3f} s/epoch, {rate:.0f} train windows/s, "
+              f"acc {res['scores']['accuracy']:.3f}", flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"median fold {statistics.median(walls):.1f} s ({args.epochs} epochs), median "
+          f"{statistics.median(rates):.0f} train windows/s, peak RSS {rss:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
