@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODELS = {"64x384": (64, 384), "3x384": (3, 384)}
+MODELS = {"64x384": (64, 384), "19x384": (19, 384), "3x384": (3, 384)}
 METHODS = ("naive", "batched", "two_phase", "fold", "conservation")
 SFREQ = 128.0
 
