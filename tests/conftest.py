@@ -32,6 +32,17 @@ def real_folder(name: str) -> Path:
     return path
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models: one torch thread is fastest and immune to a busy machine."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never let a test use a cache from the environment."""

@@ -25,13 +25,7 @@ from eegcrp.models import build_model
 C, T = 4, 128
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one torch thread is fastest and immune to a busy machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_model(n_channels: int = C, n_times: int = T, seed: int = 0, bias: bool = True,

@@ -8,20 +8,13 @@ from types import SimpleNamespace
 import h5py
 import numpy as np
 import pytest
-import torch
 
 from eegcrp.config import ExplainConfig, StudyConfig
 from eegcrp.crp import explain_fold, run_explain
 from eegcrp.store import FoldWriter, Labelled, StoreError, load_relevance, read_fold_attrs
 from tests.test_crp import C, T, make_data, make_model, save_checkpoint
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_study(tmp_path, subjects=("s1", "s2", "s3"), repetitions=(0,), **explain):

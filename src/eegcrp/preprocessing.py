@@ -326,9 +326,10 @@ def prepare(
     hits = 0
     bar = tqdm(subjects, desc=f"prepare {config.dataset.kind}", unit="subject",
                disable=not progress)
+    paths: dict[str, Path] = {}
     for subject in bar:
         bar.set_postfix_str(subject)
-        path = _subject_file(folder, loader, subject)
+        path = paths[subject] = _subject_file(folder, loader, subject)
         if use_cache and path.exists():
             epochs[subject] = mne.read_epochs(path, preload=True, verbose="error")
             hits += 1
@@ -347,7 +348,7 @@ def prepare(
         epochs,
         loader.task,
         loader.site_mains_freq(),
-        info={"cache": str(folder), "source": _source(loader), "cache_hits": hits},
+        info={"cache": str(folder), "source": _source(loader, subjects), "cache_hits": hits},
     )
     _merge_loader_info(dataset, loader)
     dataset.validate()
@@ -356,7 +357,7 @@ def prepare(
         "key": cache_key(config),
         "dataset": config.dataset.model_dump(mode="json"),
         "preprocessing": config.preprocessing.model_dump(mode="json"),
-        "subjects": {s: _subject_file(folder, loader, s).name for s in epochs},
+        "subjects": {s: paths[s].name for s in epochs},
         "classes": dataset.classes,
         "ch_names": dataset.ch_names,
         "sfreq": dataset.sfreq,
@@ -367,9 +368,9 @@ def prepare(
     return dataset
 
 
-def _source(loader: BaseLoader) -> str:
-    files = [f for s in loader.subject_ids()[:1] for f in loader.files(s)]
-    return str(loader.path) if files else loader.name
+def _source(loader: BaseLoader, subjects: list[str]) -> str:
+    """The data folder, or the loader's name when it reads no files (simulated data)."""
+    return str(loader.path) if subjects and loader.files(subjects[0]) else loader.name
 
 
 def _merge_loader_info(dataset: EEGDataset, loader: BaseLoader) -> None:

@@ -21,12 +21,7 @@ TITLES = ("Concept relevance", "Explanation settings and conservation",
           "Band relevance topographies", "Band power topographies")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _study(root, channels, n_trials=12):
