@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from eegcrp.config import load_config
+from eegcrp.data.base import EEGDataset, make_epochs
 from eegcrp.report.training_section import add_training_section, chance_threshold
 from eegcrp.training import LOSOTrainer
 from tests.conftest import synthetic_dataset
@@ -49,3 +50,56 @@ def test_chance_threshold_is_a_quantile_of_the_null(n: int) -> None:
     # the null is discrete: thr is its 95th percentile, so P(null > thr) <= 5% <= P(null >= thr)
     assert np.mean(null > thr) <= 0.05 + 0.015
     assert np.mean(null >= thr) >= 0.05 - 0.015
+
+
+def test_threshold_counts_trials_not_windows() -> None:
+    # 10 trials cut into 10 windows each carry the evidence of 10 trials, not of 100 windows
+    y_trials = np.array([0, 1] * 5)
+    y_windows, trials = np.repeat(y_trials, 10), np.repeat(np.arange(10), 10)
+    by_trial = chance_threshold(y_windows, trials=trials, seed=3)
+    assert by_trial == chance_threshold(y_trials, seed=3)
+    assert by_trial >= 0.8  # 4 of 5 trials per class: not significant with 10 trials
+    assert chance_threshold(y_windows, seed=3) < 0.62
+    with pytest.raises(ValueError, match="different labels"):
+        chance_threshold(np.array([0, 1, 1, 1]), trials=np.array([0, 0, 1, 1]))
+
+
+def test_balanced_threshold_does_not_reward_the_majority_class() -> None:
+    y = np.array([0] * 60 + [1] * 20)
+    majority = np.zeros_like(y)
+    accuracy = np.mean(majority == y)  # 0.75
+    balanced = np.mean([np.mean(majority[y == c] == c) for c in (0, 1)])  # 0.5
+    assert accuracy > chance_threshold(y)  # plain accuracy: "significant" though blind
+    assert balanced < chance_threshold(y, balanced=True)
+    assert 0.55 < chance_threshold(y, balanced=True) < 0.7
+
+
+def _imbalanced_windowed(n_subjects: int = 3) -> EEGDataset:
+    """Three 'rest' trials per 'task' trial, each cut into 4 windows (trial ids repeat)."""
+    rng = np.random.default_rng(0)
+    epochs = {}
+    for k in range(n_subjects):
+        labels = np.repeat(["rest", "rest", "rest", "task"] * 2, 4)
+        sid = f"s{k:02d}"
+        ep = make_epochs(rng.standard_normal((len(labels), 3, 128)) * 1e-5,
+                         ch_names=("C3", "Cz", "C4"), sfreq=128.0, labels=list(labels),
+                         event_id={"rest": 1, "task": 2}, subject=sid)
+        meta = ep.metadata.copy()
+        meta["trial"] = np.repeat(np.arange(8), 4)
+        ep.metadata = meta
+        epochs[sid] = ep
+    return EEGDataset("imbalanced", epochs, "internal_attention", 50.0)
+
+
+def test_section_judges_imbalanced_data_by_balanced_accuracy(tmp_path) -> None:
+    ds = _imbalanced_windowed()
+    cfg = load_config({"dataset": {"kind": "eegmat"}, "output_dir": str(tmp_path),
+                       "training": {"repetitions": 1, "max_epochs": 1, "threads": 1}})
+    LOSOTrainer(cfg.model, cfg.training).fit(ds, tmp_path, progress=False)
+    report = mne.Report(verbose="error")
+    add_training_section(report, cfg, ds)
+    report.save(tmp_path / "r.html", open_browser=False, verbose="error")
+    html = (tmp_path / "r.html").read_text()
+    assert "Balanced accuracy per test subject" in html
+    assert "always predicting the majority class scores accuracy 0.75" in html
+    assert "32 windows from 8 trials" in html

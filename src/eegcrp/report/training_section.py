@@ -27,19 +27,71 @@ __all__ = ["add_training_section", "chance_threshold"]
 
 
 def chance_threshold(
-    y: np.ndarray, alpha: float = 0.05, n_permutations: int = 2000, seed: int = 0
+    y: np.ndarray,
+    alpha: float = 0.05,
+    n_permutations: int = 2000,
+    seed: int = 0,
+    *,
+    trials: np.ndarray | None = None,
+    balanced: bool = False,
 ) -> float:
-    """Accuracy a classifier must exceed to be better than chance at level ``alpha``.
+    """Score a classifier must exceed to be better than chance at level ``alpha``.
 
-    Permutation null for a test set with labels ``y``: the accuracy of label permutations
-    against the true labels (i.e. a classifier that ignores the data but knows the class
-    proportions). Unlike the theoretical chance level (1 / n_classes), it grows as the test
-    set shrinks (Combrisson & Jerbi, J Neurosci Methods 2015).
+    Permutation null for a test set with labels ``y``: the score of permuted labels against
+    the true labels (a classifier that ignores the data but knows the class proportions).
+    Unlike the theoretical chance level (1 / n_classes), it grows as the test set shrinks
+    (Combrisson & Jerbi, J Neurosci Methods 2015).
+
+    Parameters
+    ----------
+    y : ndarray, shape (n_windows,)
+        True class of each test window.
+    alpha : float
+        Significance level (the threshold is the null's ``1 - alpha`` quantile).
+    n_permutations : int
+        Size of the null distribution.
+    seed : int
+        Seed of the permutations (the threshold is reproducible).
+    trials : ndarray | None
+        Trial id of each window. Windows cut from one trial share its label and are not
+        independent evidence, so the permutation moves whole trials: the null then has as
+        many degrees of freedom as the test set has trials, not windows. None: every window
+        is its own trial.
+    balanced : bool
+        Threshold for balanced accuracy (mean recall over classes) instead of accuracy. Its
+        null centres on 1 / n_classes whatever the class proportions, while a constant
+        majority-class prediction beats the accuracy threshold of an imbalanced test set.
+
+    Returns
+    -------
+    float
+        The ``1 - alpha`` quantile of the null scores.
     """
     y = np.asarray(y)
+    if trials is None:
+        trial_labels, inverse = y, np.arange(len(y))
+    else:
+        _, first, inverse = np.unique(np.asarray(trials), return_index=True,
+                                      return_inverse=True)
+        trial_labels = y[first]
+        if np.any(trial_labels[inverse] != y):
+            raise ValueError("windows of one trial carry different labels; check `trials`")
     rng = np.random.default_rng(seed)
-    null = np.array([np.mean(rng.permutation(y) == y) for _ in range(n_permutations)])
+    perms = rng.permuted(np.tile(trial_labels, (n_permutations, 1)), axis=1)
+    hits = perms[:, inverse] == y  # (n_permutations, n_windows)
+    if balanced:
+        null = np.mean([hits[:, y == c].mean(axis=1) for c in np.unique(y)], axis=0)
+    else:
+        null = hits.mean(axis=1)
     return float(np.quantile(null, 1 - alpha))
+
+
+def _test_trials(dataset: EEGDataset, subject: str) -> np.ndarray | None:
+    """Trial id of each window of ``subject`` (unique within a subject), None if unknown."""
+    meta = dataset[subject].metadata
+    if meta is None or "trial" not in meta:
+        return None
+    return meta["trial"].to_numpy()
 
 
 def _load(folder: Path) -> tuple[pd.DataFrame, list[dict]]:
@@ -48,10 +100,11 @@ def _load(folder: Path) -> tuple[pd.DataFrame, list[dict]]:
     return metrics, folds
 
 
-def _subject_figure(metrics: pd.DataFrame, chance: float, threshold: pd.Series) -> Figure:
-    order = (metrics.groupby("test_subject")["accuracy"].mean().sort_values().index.tolist())
+def _subject_figure(metrics: pd.DataFrame, chance: float, threshold: pd.Series,
+                    score: str) -> Figure:
+    order = (metrics.groupby("test_subject")[score].mean().sort_values().index.tolist())
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(order) + 2), 4), layout="constrained")
-    data = [metrics.loc[metrics["test_subject"] == s, "accuracy"].to_numpy() for s in order]
+    data = [metrics.loc[metrics["test_subject"] == s, score].to_numpy() for s in order]
     if metrics["repetition"].nunique() > 2:
         ax.boxplot(data, positions=np.arange(len(order)), widths=0.6, showfliers=False)
     rng = np.random.default_rng(0)
@@ -62,8 +115,9 @@ def _subject_figure(metrics: pd.DataFrame, chance: float, threshold: pd.Series) 
                   label="p < 0.05 (permutation)" if k == 0 else None)
     ax.axhline(chance, color="gray", ls="--", lw=1, label=f"chance {chance:.2f}")
     ax.set_xticks(np.arange(len(order)), order, rotation=45, ha="right")
-    ax.set(xlabel="held-out subject", ylabel="accuracy", ylim=(0, 1.02),
-           title="LOSO accuracy per held-out subject (points: repetitions)")
+    label = score.replace("_", " ")
+    ax.set(xlabel="held-out subject", ylabel=label, ylim=(0, 1.02),
+           title=f"LOSO {label} per held-out subject (points: repetitions)")
     ax.legend(frameon=False, loc="lower right", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     return fig
@@ -132,27 +186,61 @@ def add_training_section(report: mne.Report, config: StudyConfig, dataset: EEGDa
     section = "Classification"
     classes = dataset.classes
     chance = 1.0 / len(classes)
-    _, y, groups = dataset.get_data()
-    threshold = pd.Series({s: chance_threshold(y[groups == s]) for s in np.unique(groups)})
+    # labels from the events only: the report need not load every subject's signals
+    code_to_index = {dataset.event_id[c]: i for i, c in enumerate(classes)}
+    subjects = dataset.subjects
+    labels = {s: np.array([code_to_index[c] for c in dataset[s].events[:, 2]])
+              for s in subjects}
+    counts = {s: np.bincount(labels[s], minlength=len(classes)) for s in subjects}
+    # Accuracy rewards predicting the majority class of an imbalanced test set (a constant
+    # "rest" scores 0.75 on eegmat); balanced accuracy centres every chance level on 1/k.
+    imbalanced = any(len(set(c.tolist())) > 1 for c in counts.values())
+    score = "balanced_accuracy" if imbalanced else "accuracy"
+    trials = {s: _test_trials(dataset, s) for s in subjects}
+    threshold = pd.Series({
+        s: chance_threshold(labels[s], trials=trials[s], balanced=imbalanced)
+        for s in subjects
+    })
     summary = metrics[["accuracy", "balanced_accuracy", "f1_macro", "roc_auc"]].agg(
         ["mean", "std"]).T
-    per_rep = metrics.groupby("repetition")["accuracy"].mean()
+    per_rep = metrics.groupby("repetition")[score].mean()
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['mean']:.3f}</td>"
                    f"<td>{v['std']:.3f}</td></tr>" for k, v in summary.iterrows())
-    above = (metrics.groupby("test_subject")["accuracy"].mean()
-             > threshold.reindex(metrics["test_subject"].unique())).sum()
+    tested = metrics["test_subject"].unique()
+    above = (metrics.groupby("test_subject")[score].mean() > threshold.reindex(tested)).sum()
+    label = score.replace("_", " ")
+    n_windows = np.mean([len(t) for t in trials.values() if t is not None] or [np.nan])
+    n_trials = np.mean([len(np.unique(t)) for t in trials.values() if t is not None]
+                       or [np.nan])
+    notes = []
+    if imbalanced:
+        total = np.sum(list(counts.values()), axis=0)
+        notes.append(
+            "Classes are imbalanced (" + ", ".join(
+                f"{html.escape(c)} {n}" for c, n in zip(classes, total.tolist(), strict=True))
+            + f" windows): always predicting the majority class scores accuracy "
+            f"{total.max() / total.sum():.2f}, so subjects are judged by balanced accuracy."
+        )
+    if n_windows > n_trials:
+        notes.append(
+            f"Test sets hold {n_windows:.0f} windows from {n_trials:.0f} trials per subject on "
+            "average; windows of one trial are not independent, so the permutation "
+            "threshold permutes whole trials."
+        )
     report.add_html(
         f"<p>{metrics['test_subject'].nunique()} folds x {metrics['repetition'].nunique()} "
-        f"repetition(s); mean accuracy over repetitions {per_rep.mean():.3f} "
+        f"repetition(s); mean {label} over repetitions {per_rep.mean():.3f} "
         f"(sd {per_rep.std(ddof=0):.3f}); chance {chance:.2f}; "
-        f"{above} of {metrics['test_subject'].nunique()} held-out subjects above their "
-        "permutation threshold (p &lt; 0.05).</p>"
-        "<table class='table table-sm'><tr><th>metric</th><th>mean</th><th>sd</th></tr>"
+        f"{above} of {len(tested)} held-out subjects above their "
+        f"permutation threshold (mean {label} over repetitions, p &lt; 0.05).</p>"
+        + "".join(f"<p>{n}</p>" for n in notes)
+        + "<table class='table table-sm'><tr><th>metric</th><th>mean</th><th>sd</th></tr>"
         f"{rows}</table>",
         title="Summary", section=section,
     )
     for title, fig in (
-        ("Accuracy per test subject", _subject_figure(metrics, chance, threshold)),
+        (f"{label.capitalize()} per test subject",
+         _subject_figure(metrics, chance, threshold, score)),
         ("Accuracy per repetition", _repetition_figure(metrics, chance)),
         ("Confusion matrix", _confusion_figure(folds, classes) if folds else None),
         ("Learning curves", _curves_figure(folds) if folds else None),
