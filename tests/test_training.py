@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.metrics import balanced_accuracy_score
 
 from eegcrp.config import ModelConfig, TrainingConfig
 from eegcrp.data.base import EEGDataset, make_epochs
@@ -177,22 +178,27 @@ def test_early_stopping_restores_the_best_weights(dataset):
 def test_monitor_val_accuracy_restores_the_most_accurate_epoch(dataset):
     x, y, groups = dataset.get_data()
     x = normalize_windows(x)
-    train, val = np.isin(groups, ["01", "02", "03"]), groups == "04"
+    train = np.isin(groups, ["01", "02", "03"])
+    # imbalanced validation subject (all of class 0, a third of class 1): the monitor must
+    # use balanced accuracy, which plain accuracy would not equal here
+    val = np.flatnonzero(groups == "04")
+    val = np.concatenate([val[y[val] == 0], val[y[val] == 1][::3]])
     torch.manual_seed(0)
     model = build_model(None, 4, 128, 2, SFREQ)
     cfg = tconfig(max_epochs=12, patience=12, monitor="val_accuracy")
     hist = train_model(model, x[train], y[train], x[val], y[val], config=cfg,
                        rng=np.random.default_rng(0), device="cpu")
-    acc = np.array(hist["val_acc"])
+    bacc = np.array(hist["val_balanced_acc"])
     best = hist["best_epoch"] - 1
-    assert acc[best] == acc.max()
+    assert bacc[best] == bacc.max()
     # ties in accuracy are broken by the lower loss
-    tied = np.flatnonzero(acc == acc.max())
+    tied = np.flatnonzero(bacc == bacc.max())
     assert hist["val_loss"][best] == min(hist["val_loss"][i] for i in tied)
     model.eval()
     with torch.no_grad():
         pred = model(torch.as_tensor(x[val])).argmax(1).numpy()
-    assert np.mean(pred == y[val]) == pytest.approx(acc.max())
+    assert balanced_accuracy_score(y[val], pred) == pytest.approx(bacc.max())
+    assert np.mean(pred == y[val]) == pytest.approx(hist["val_acc"][best])
 
 
 def test_thesis_protocol_trains_fixed_epochs_unshuffled(dataset):

@@ -375,7 +375,9 @@ class TrainingConfig(_ParallelSection):
         "val_loss",
         description="Validation score for early stopping and the restored best epoch. "
         "Cross-subject validation loss can rise from over-confidence while accuracy still "
-        "improves; val_accuracy (ties broken by lower loss) selects on what is reported.",
+        "improves; val_accuracy (balanced accuracy, i.e. mean recall over classes, which "
+        "equals accuracy for balanced classes; ties broken by lower loss) selects on what is "
+        "reported.",
     )
     patience: int = Field(
         20, ge=1, description="Stop after this many epochs without a lower validation loss."

@@ -313,8 +313,9 @@ def train_model(
     Returns
     -------
     dict
-        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc`` (per epoch; the training
-        values are averages over the epoch's batches in training mode), ``epochs_trained``,
+        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``val_balanced_acc`` (per
+        epoch; the training values are averages over the epoch's batches in training mode),
+        ``epochs_trained``,
         ``best_epoch`` (1-based), ``stopped_early``.
     """
     config = config or TrainingConfig()
@@ -357,7 +358,8 @@ def train_model(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     eval_batch = max(config.batch_size, 1024)
 
-    history: dict[str, Any] = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": []}
+    history: dict[str, Any] = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [],
+                               "val_balanced_acc": []}
     best_epoch, best_state = 0, None
     best_score: tuple[float, float] = (float("inf"), float("inf"))
     stopped_early = False
@@ -391,11 +393,15 @@ def train_model(
         history["train_acc"].append(float(correct) / n)
         if not has_val:
             continue
-        val_loss, val_acc, _ = _evaluate(model, xv, yv, val_criterion, eval_batch)
+        val_loss, val_acc, val_logits = _evaluate(model, xv, yv, val_criterion, eval_batch)
+        val_bacc = _balanced_accuracy(yv, val_logits.argmax(1))
         history["val_loss"].append(val_loss)
         history["val_acc"].append(val_acc)
+        history["val_balanced_acc"].append(val_bacc)
         if config.monitor == "val_accuracy":
-            score = (-val_acc, val_loss)  # higher accuracy first, then lower loss
+            # balanced, like the class-weighted loss: on imbalanced validation subjects plain
+            # accuracy would favour epochs that predict the majority class
+            score = (-val_bacc, val_loss)  # higher accuracy first, then lower loss
         else:
             score = (val_loss, 0.0)
         if score < best_score:
@@ -414,6 +420,12 @@ def train_model(
 
 
 # --------------------------------------------------------------------------- scores
+def _balanced_accuracy(y: torch.Tensor, pred: torch.Tensor) -> float:
+    """Mean recall over the classes present in ``y`` (= accuracy when classes are balanced)."""
+    recalls = [(pred[y == c] == c).float().mean() for c in torch.unique(y)]
+    return float(torch.stack(recalls).mean())
+
+
 def fold_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro F1, ROC AUC and confusion matrix of one test set.
 
@@ -866,7 +878,8 @@ class LOSOTrainer:
             "confusion_matrix": confusion,
             "classes": meta["classes"],
             "checkpoint": f"{spec.name}.pt",
-            "history": {k: history[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")},
+            "history": {k: history[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc",
+                                                "val_balanced_acc")},
             "predictions": {"y_true": result["y_true"], "proba": result["proba"]},
         }
         _write_json(folds_dir / f"{spec.name}.json", record)  # last: marks the fold done
