@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -368,3 +371,20 @@ def test_dask_local_cluster_started_by_the_trainer(tmp_path):
         data, tmp_path / "dask", progress=False
     )
     pd.testing.assert_frame_equal(_results(local), _results(serial))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tunables")
+def test_retain_freed_memory_is_process_wide_and_respects_user_tunables():
+    code = ("from eegcrp.training import retain_freed_memory as r; "
+            "print(r(), r())")
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES",
+                                                            "MALLOC_MMAP_THRESHOLD_",
+                                                            "MALLOC_TRIM_THRESHOLD_")}
+    glibc = platform.libc_ver()[0] == "glibc"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [str(glibc)] * 2  # applied once, then cached
+    env["MALLOC_TRIM_THRESHOLD_"] = "1000000"  # a user's own choice is left alone
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
