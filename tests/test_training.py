@@ -388,3 +388,21 @@ def test_retain_freed_memory_is_process_wide_and_respects_user_tunables():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_balanced_accuracy_ties_compare_equal():
+    # equal balanced accuracies from different per-class splits must tie exactly, or the
+    # val_accuracy monitor skips its tie-break on the loss (float32 gave 0.8250000477 vs
+    # 0.8249999881 for 99 + 99 and 100 + 98 of 120 + 120)
+    from eegcrp.training import _balanced_accuracy
+
+    y = torch.tensor([0] * 120 + [1] * 120)
+
+    def pred(k0: int, k1: int) -> torch.Tensor:
+        return torch.tensor([0] * k0 + [1] * (120 - k0) + [1] * k1 + [0] * (120 - k1))
+
+    for total in range(2, 239):
+        splits = [(k, total - k) for k in range(max(0, total - 120), min(120, total) + 1)]
+        values = {_balanced_accuracy(y, pred(*s)) for s in splits}
+        assert values == {round(total / 240, 12)}
+    assert _balanced_accuracy(torch.tensor([0, 0, 0, 1]), torch.tensor([0, 0, 0, 0])) == 0.5
