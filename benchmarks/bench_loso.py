@@ -16,47 +16,29 @@ reported separately and not counted in the fold times).
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
-import time
 
-import numpy as np
-import torch
-
-from eegcrp.config import load_config
-from eegcrp.preprocessing import prepare
+from _common import load_study, study_parser
 from eegcrp.training import LOSOTrainer, _run_fold, normalize_windows
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="study YAML (e.g. configs/bciciv2b.yaml)")
-    parser.add_argument("--out", required=True, help="output folder whose cache holds the data")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="config override KEY=VALUE (repeatable)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser = study_parser(__doc__)
     parser.add_argument("--epochs", type=int, default=20, help="fixed epochs per fold")
     parser.add_argument("--folds", type=int, default=1, help="first N folds of repetition 0")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
-    config = load_config(args.config, args.overrides, output_dir=args.out)
-    t0 = time.perf_counter()
-    dataset = prepare(config, progress=False)
-    t_prepare = time.perf_counter() - t0
-    subjects = [str(s) for s in dataset.subjects]
-    x, y, groups = dataset.get_data()
-    groups = groups.astype(str)
-    x = normalize_windows(x)
-    y = y.astype(np.int64)
-    shape = {"n_channels": x.shape[1], "n_times": x.shape[2],
-             "n_classes": len(dataset.classes), "sfreq": float(dataset.sfreq)}
-    tc = config.training.model_copy(update={
+    study = load_study(args)
+    dataset, subjects, y, groups, shape = (study.dataset, study.subjects, study.y,
+                                           study.groups, study.shape)
+    t_prepare = study.prepare_s
+    x = normalize_windows(study.x)
+    tc = study.config.training.model_copy(update={
         "threads": args.threads, "n_jobs": 1, "device": "cpu",
         "max_epochs": args.epochs, "patience": args.epochs,
     })
-    mc = config.model
+    mc = study.config.model
     specs = [s for s in LOSOTrainer(mc, tc).fold_specs(subjects) if s.repetition == 0]
     print(f"{dataset.name}: {len(subjects)} subjects, {len(y)} windows of {x.shape[1]} ch x "
           f"{x.shape[2]} samples, model {mc.variant}, {args.threads} thread(s), "

@@ -26,7 +26,6 @@ and a summary (wall-time ratio, mean accuracies); ``--json`` also writes them to
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import time
@@ -36,9 +35,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from eegcrp.config import ModelConfig, load_config
+from _common import load_study, study_parser
+from eegcrp.config import ModelConfig
 from eegcrp.models import build_model
-from eegcrp.preprocessing import prepare
 from eegcrp.training import LOSOTrainer, _run_fold, normalize_windows
 
 
@@ -94,33 +93,21 @@ def thesis_fold(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="study YAML (e.g. configs/bciciv2b.yaml)")
-    parser.add_argument("--out", required=True, help="output folder whose cache holds the data")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="config override KEY=VALUE (repeatable)")
+    parser = study_parser(__doc__)
     parser.add_argument("--subjects", nargs="+", required=True, help="test subjects")
     parser.add_argument("--epochs", type=int, default=500, help="thesis loop epochs")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-car", action="store_true", help="thesis loop without CAR")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
-    config = load_config(args.config, args.overrides, output_dir=args.out)
-    dataset = prepare(config, progress=False)
-    subjects = [str(s) for s in dataset.subjects]
-    x_volts, y, groups = dataset.get_data()
-    groups = groups.astype(str)
-    y = y.astype(np.int64)
-    n_classes = len(dataset.classes)
-    sfreq = float(dataset.sfreq)
-    tc = config.training.model_copy(update={"threads": args.threads, "n_jobs": 1,
-                                            "device": "cpu"})
-    mc = config.model
+    study = load_study(args)
+    dataset, subjects, x_volts, y, groups, shape = (study.dataset, study.subjects, study.x,
+                                                    study.y, study.groups, study.shape)
+    n_classes, sfreq = shape["n_classes"], shape["sfreq"]
+    tc = study.config.training.model_copy(update={"threads": args.threads, "n_jobs": 1,
+                                                  "device": "cpu"})
+    mc = study.config.model
     x_norm = normalize_windows(x_volts)  # what LOSOTrainer.fit feeds its folds
-    shape = {"n_channels": x_norm.shape[1], "n_times": x_norm.shape[2],
-             "n_classes": n_classes, "sfreq": sfreq}
     specs = {s.subject: s for s in LOSOTrainer(mc, tc).fold_specs(subjects)
              if s.repetition == 0}
     x_volts = np.ascontiguousarray(x_volts, dtype=np.float32)
