@@ -11,6 +11,19 @@ from eegcrp.training import LOSOTrainer
 from tests.conftest import synthetic_dataset
 
 
+def _trained_section_html(ds: EEGDataset, kind: str, repetitions: int, max_epochs: int,
+                          tmp_path) -> str:
+    """Train a LOSO on ``ds`` under ``tmp_path`` and return the rendered training section."""
+    cfg = load_config({"dataset": {"kind": kind}, "output_dir": str(tmp_path),
+                       "training": {"repetitions": repetitions, "max_epochs": max_epochs,
+                                    "threads": 1}})
+    LOSOTrainer(cfg.model, cfg.training).fit(ds, tmp_path, progress=False)
+    report = mne.Report(verbose="error")
+    add_training_section(report, cfg, ds)
+    report.save(tmp_path / "r.html", open_browser=False, verbose="error")
+    return (tmp_path / "r.html").read_text()
+
+
 def test_chance_threshold_shrinks_with_test_size() -> None:
     small = chance_threshold(np.array([0, 1] * 10))
     large = chance_threshold(np.array([0, 1] * 500))
@@ -21,13 +34,7 @@ def test_chance_threshold_shrinks_with_test_size() -> None:
 
 def test_section_from_real_training_artifacts(tmp_path) -> None:
     ds = synthetic_dataset(n_subjects=3, n_trials=8, n_times=128)
-    cfg = load_config({"dataset": {"kind": "bciciv2b"}, "output_dir": str(tmp_path),
-                       "training": {"repetitions": 2, "max_epochs": 2, "threads": 1}})
-    LOSOTrainer(cfg.model, cfg.training).fit(ds, tmp_path, progress=False)
-    report = mne.Report(verbose="error")
-    add_training_section(report, cfg, ds)
-    report.save(tmp_path / "r.html", open_browser=False, verbose="error")
-    html = (tmp_path / "r.html").read_text()
+    html = _trained_section_html(ds, "bciciv2b", 2, 2, tmp_path)
     for title in ("Summary", "Accuracy per test subject", "Accuracy per repetition",
                   "Confusion matrix", "Learning curves"):
         assert title in html
@@ -92,14 +99,7 @@ def _imbalanced_windowed(n_subjects: int = 3) -> EEGDataset:
 
 
 def test_section_judges_imbalanced_data_by_balanced_accuracy(tmp_path) -> None:
-    ds = _imbalanced_windowed()
-    cfg = load_config({"dataset": {"kind": "eegmat"}, "output_dir": str(tmp_path),
-                       "training": {"repetitions": 1, "max_epochs": 1, "threads": 1}})
-    LOSOTrainer(cfg.model, cfg.training).fit(ds, tmp_path, progress=False)
-    report = mne.Report(verbose="error")
-    add_training_section(report, cfg, ds)
-    report.save(tmp_path / "r.html", open_browser=False, verbose="error")
-    html = (tmp_path / "r.html").read_text()
+    html = _trained_section_html(_imbalanced_windowed(), "eegmat", 1, 1, tmp_path)
     assert "Balanced accuracy per test subject" in html
     assert "always predicting the majority class scores accuracy 0.75" in html
     assert "32 windows from 8 trials" in html
