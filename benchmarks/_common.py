@@ -26,6 +26,18 @@ def study_parser(doc: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def random_windows_parser(doc: str | None, *, channels: int,
+                          threads: int) -> argparse.ArgumentParser:
+    """Parser for benchmarks on random windows: their shape, count, batch size and threads."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--channels", type=int, default=channels)
+    parser.add_argument("--times", type=int, default=384, help="samples per window")
+    parser.add_argument("--windows", type=int, default=1024)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=int, default=threads, help="torch threads")
+    return parser
+
+
 @dataclass
 class Study:
     """A prepared study as the LOSO engine sees it."""

@@ -19,7 +19,6 @@ putting into the training loop; the model itself must stay a plain ``nn.Conv2d``
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import time
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from _common import random_windows_parser
 from eegcrp.config import ModelConfig
 from eegcrp.models import apply_max_norm, build_model
 from eegcrp.training import retain_freed_memory
@@ -90,13 +90,8 @@ def _time(model: nn.Module, reference: nn.Module, x: torch.Tensor, y: torch.Tens
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--channels", type=int, default=19)
-    parser.add_argument("--times", type=int, default=384)
-    parser.add_argument("--windows", type=int, default=1024)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser = random_windows_parser(__doc__, channels=19, threads=1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--methods", nargs="+", default=["conv2d", "conv1d", "fft", "compile"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -10,7 +10,6 @@ peak resident memory (``ru_maxrss``).
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import time
@@ -18,19 +17,15 @@ import time
 import numpy as np
 import torch
 
+from _common import random_windows_parser
 from eegcrp.config import ModelConfig, TrainingConfig
 from eegcrp.models import build_model
 from eegcrp.training import normalize_windows, resolve_device, train_model
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--channels", type=int, default=64)
-    parser.add_argument("--times", type=int, default=384)
-    parser.add_argument("--windows", type=int, default=1024)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser = random_windows_parser(__doc__, channels=64, threads=2)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variant", default="eegnet", choices=["eegnet", "thesis"])
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
