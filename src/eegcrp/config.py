@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .errors import ConfigError
+
 __all__ = [
     "DEFAULT_BANDS",
     "BCIIV2bConfig",
@@ -37,10 +39,6 @@ __all__ = [
     "data_root",
     "load_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A study configuration is invalid; the message names the key and what is allowed."""
 
 
 def data_root() -> Path:

@@ -88,6 +88,7 @@ from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, WSquare, Z
 from zennit.types import Activation, AvgPool, Convolution
 
 from eegcrp.config import ExplainConfig, config_hash
+from eegcrp.errors import ExplainError
 from eegcrp.models import CONCEPT_LAYER, remove_thesis_renorm
 
 logger = logging.getLogger(__name__)
@@ -129,10 +130,6 @@ RULES = ("epsilon", "zplus", "alpha2beta1", "gamma", "flat", "wsquare", "zbox")
 
 # Explain-config fields that do not change results (left out of the store's hash).
 _NON_RESULT_FIELDS = ("n_jobs", "backend", "dask_address", "device", "batch_size")
-
-
-class ExplainError(RuntimeError):
-    """Explanations cannot be computed; the message says why and the fix."""
 
 
 # --------------------------------------------------------------------------- rules
@@ -1073,7 +1070,7 @@ def run_explain(
     import joblib
     from tqdm.auto import tqdm
 
-    from eegcrp.preprocessing import write_json_atomic
+    from eegcrp.io import write_json_atomic
     from eegcrp.store import INDEX_NAME
 
     ec: ExplainConfig = getattr(config, "explain", None) or ExplainConfig()

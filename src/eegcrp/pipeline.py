@@ -24,7 +24,8 @@ import yaml
 
 from .config import StudyConfig
 from .data.base import EEGDataset
-from .preprocessing import atomic_path, prepare
+from .io import atomic_path
+from .preprocessing import prepare
 
 logger = logging.getLogger(__name__)
 

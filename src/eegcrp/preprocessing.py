@@ -30,15 +30,11 @@ to a temporary name and renamed, so an interrupted run leaves no half-written fi
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import mne
 import numpy as np
@@ -47,6 +43,7 @@ import pandas as pd
 from .config import PreprocessingConfig, StudyConfig, config_hash
 from .data.base import BaseLoader, DataError, EEGDataset, check_finite
 from .data.registry import get_loader
+from .io import atomic_path, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +51,8 @@ __all__ = [
     "CACHE_VERSION",
     "Preprocessor",
     "TrialsTooShortError",
-    "atomic_path",
     "cache_folder",
     "prepare",
-    "write_json_atomic",
 ]
 
 #: Bumped whenever the cached content changes meaning; old caches are then ignored.
@@ -229,43 +224,6 @@ def _mne_warnings_to_log() -> Iterator[None]:
         yield
     for w in caught:
         logger.warning("%s", w.message)
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
-
-    On error the temporary file is removed, so readers never see a half-written file.
-    ``suffix`` keeps file-type endings that writers check (e.g. ``-epo.fif``).
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{target.stem[:20]}-", suffix=suffix,
-                               dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; use normal permissions
-        os.replace(tmp_path, target)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def write_json_atomic(target: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``target`` atomically."""
-    with atomic_path(target, ".json") as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str))
 
 
 def _files_hash(paths: list[Path]) -> str:

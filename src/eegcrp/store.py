@@ -59,7 +59,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from eegcrp.preprocessing import atomic_path
+from eegcrp.errors import StoreError
+from eegcrp.io import atomic_path
 
 __all__ = [
     "INDEX_NAME",
@@ -80,10 +81,6 @@ _JSON_ATTRS = ("explain_config", "subjects", "classes", "ch_names", "bands", "in
                "layer_over_logit", "input_over_layer")
 _FOLD_RE = re.compile(r"^rep(\d+)_sub-(.+)$")
 _STR = h5py.string_dtype()
-
-
-class StoreError(RuntimeError):
-    """An explain store is missing or unreadable; the message says why and the fix."""
 
 
 # --------------------------------------------------------------------------- writing

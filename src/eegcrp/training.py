@@ -59,6 +59,8 @@ import torch
 from torch import nn
 
 from eegcrp.config import ModelConfig, TrainingConfig, config_hash
+from eegcrp.errors import TrainingError
+from eegcrp.io import nan_to_none, write_bytes_atomic, write_json_atomic
 from eegcrp.models import apply_max_norm, build_model
 
 logger = logging.getLogger(__name__)
@@ -94,10 +96,6 @@ _NON_RESULT_FIELDS = ("repetitions", "n_jobs", "backend", "dask_address", "devic
 # torch's global RNG is per process: folds sharing a process (threads of a dask worker) run
 # one at a time so that each fold's seeds alone decide its result.
 _FOLD_LOCK = threading.Lock()
-
-
-class TrainingError(RuntimeError):
-    """Training cannot run or a checkpoint cannot be used; the message says why and the fix."""
 
 
 # --------------------------------------------------------------------------- data path
@@ -522,16 +520,6 @@ def fold_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_nan_to_none(v) for v in value]
-    return value
-
-
 def pooled_metrics(folds: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Scores of each repetition's pooled test predictions (the thesis' "iteration level")."""
     rows = []
@@ -554,24 +542,6 @@ def summarize(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- files
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    text = json.dumps(_nan_to_none(obj), indent=1, allow_nan=False)
-    _atomic_write_bytes(path, text.encode())
-
-
 def _versions() -> dict[str, str]:
     import sklearn
 
@@ -807,7 +777,7 @@ class LOSOTrainer:
             (run_dir / "metrics.csv").unlink(missing_ok=True)
         for item in folds_dir.glob(".*.tmp"):  # left by a killed run
             item.unlink(missing_ok=True)
-        _write_json(run_file, record)
+        write_json_atomic(run_file, record)
 
     @staticmethod
     def _done(folds_dir: Path, spec: FoldSpec, run_hash: str) -> dict[str, Any] | None:
@@ -919,11 +889,11 @@ class LOSOTrainer:
             **fold_info,
             "model_config": mc.model_dump(mode="json"),
             "training_config": tc.model_dump(mode="json"),
-            "scores": _nan_to_none(scores),
+            "scores": nan_to_none(scores),
         }
         buf = io.BytesIO()
         torch.save(ckpt, buf)
-        _atomic_write_bytes(folds_dir / f"{spec.name}.pt", buf.getvalue())
+        write_bytes_atomic(folds_dir / f"{spec.name}.pt", buf.getvalue())
         record = {
             "format": CHECKPOINT_FORMAT,
             "config_hash": meta["config_hash"],
@@ -936,8 +906,8 @@ class LOSOTrainer:
                                                 "val_balanced_acc")},
             "predictions": {"y_true": result["y_true"], "proba": result["proba"]},
         }
-        _write_json(folds_dir / f"{spec.name}.json", record)  # last: marks the fold done
-        return json.loads(json.dumps(_nan_to_none(record)))
+        write_json_atomic(folds_dir / f"{spec.name}.json", record)  # last: marks the fold done
+        return json.loads(json.dumps(nan_to_none(record)))
 
     # ------------------------------------------------------------------ fit
     def fit(
@@ -1038,7 +1008,7 @@ class LOSOTrainer:
         self.metrics_ = pd.DataFrame(
             [{c: f.get(c) for c in columns} for f in self.folds_], columns=columns
         ).astype({m: float for m in METRICS})
-        _atomic_write_bytes(run_dir / "metrics.csv", self.metrics_.to_csv(index=False).encode())
+        write_bytes_atomic(run_dir / "metrics.csv", self.metrics_.to_csv(index=False).encode())
         self.run_dir_ = run_dir
         logger.info("wrote %s", run_dir / "metrics.csv")
         return self

@@ -20,6 +20,8 @@ import mne
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -35,10 +37,6 @@ __all__ = [
 
 #: The task families eegcrp knows; every dataset belongs to one.
 TASKS = ("motor_imagery", "auditory_attention", "internal_attention")
-
-
-class DataError(ValueError):
-    """Input data cannot be used; the message names the file or subject and the fix."""
 
 
 @dataclass

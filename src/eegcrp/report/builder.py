@@ -9,7 +9,7 @@ import mne
 
 from ..config import StudyConfig
 from ..data.base import EEGDataset
-from ..preprocessing import atomic_path
+from ..io import atomic_path
 from .data_section import add_data_section
 
 logger = logging.getLogger(__name__)
