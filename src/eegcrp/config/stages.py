@@ -1,0 +1,159 @@
+"""Config sections of the analysis stages (model, training, explain)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .base import Section as _Section
+
+__all__ = ["DEFAULT_BANDS", "ExplainConfig", "ModelConfig", "ParallelSection", "TrainingConfig"]
+
+
+class ParallelSection(_Section):
+    """Where a stage's independent folds run: processes, a Dask cluster or Ray; CPU or CUDA."""
+
+    n_jobs: int = Field(1, description="Folds run in parallel; -1 = one per CPU core.")
+    backend: Literal["loky", "dask", "ray"] = Field(
+        "loky", description="joblib backend for n_jobs != 1 (dask/ray need their extras)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler address for backend dask; null = start a LocalCluster."
+    )
+    device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:i]'.")
+
+
+# --- ModelConfig / TrainingConfig: owned by eegcrp.models / eegcrp.training ------------
+class ModelConfig(_Section):
+    """EEGNet hyper-parameters (see :mod:`eegcrp.models`)."""
+
+    variant: Literal["eegnet", "thesis"] = Field(
+        "eegnet",
+        description="'eegnet' = EEGNet as published; 'thesis' = the thesis model, defects "
+        "included (no ELU after block 2, renorm in forward).",
+    )
+    F1: int = Field(8, ge=1, description="Temporal filters.")
+    D: int = Field(2, ge=1, description="Spatial filters per temporal filter.")
+    F2: int = Field(16, ge=1, description="Pointwise filters (the concepts CRP explains).")
+    dropout: float = Field(0.25, ge=0, lt=1)
+    kernel_length: int | None = Field(
+        None, ge=1, description="First (temporal) kernel in samples; null = sfreq / 2."
+    )
+    separable_kernel_length: int = Field(
+        16, ge=1, description="Depthwise temporal kernel of block 2 (thesis: always 16)."
+    )
+
+
+class TrainingConfig(ParallelSection):
+    """Leave-one-subject-out training (see :mod:`eegcrp.training`)."""
+
+    repetitions: int = Field(10, ge=1, description="Times the whole LOSO is repeated.")
+    max_epochs: int = Field(
+        300, ge=1, description="Epoch limit (the thesis protocol always trains this many)."
+    )
+    batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    monitor: Literal["val_loss", "val_accuracy"] = Field(
+        "val_loss",
+        description="Validation score for early stopping and the restored best epoch. "
+        "Cross-subject validation loss can rise from over-confidence while accuracy still "
+        "improves; val_accuracy (balanced accuracy, i.e. mean recall over classes, which "
+        "equals accuracy for balanced classes; ties broken by lower loss) selects on what is "
+        "reported.",
+    )
+    patience: int = Field(
+        20, ge=1, description="Stop after this many epochs without a lower validation loss."
+    )
+    validation_subjects: int = Field(
+        1, ge=0, description="Training subjects held out per fold for early stopping; 0 = none."
+    )
+    protocol: Literal["default", "thesis"] = Field(
+        "default",
+        description="'thesis' = fixed max_epochs, no validation, unshuffled, no class weights.",
+    )
+    threads: int | None = Field(
+        None, ge=1, description="torch threads per fold; null = CPU cores // n_jobs."
+    )
+    seed: int = 42
+# --- end ModelConfig / TrainingConfig -------------------------------------------------
+
+
+# --- ExplainConfig: owned by eegcrp.crp -----------------------------------------------
+#: Canonical EEG bands in Hz, each ``[low, high)`` (the thesis' bands; delta starts at the
+#: 1 Hz high-pass). The one definition used by the config, spectral analysis and reports.
+DEFAULT_BANDS: dict[str, tuple[float, float]] = {
+    "delta": (1.0, 4.0),
+    "theta": (4.0, 8.0),
+    "alpha": (8.0, 12.0),
+    "beta": (12.0, 30.0),
+    "gamma": (30.0, 60.0),
+}
+
+
+class ExplainConfig(ParallelSection):
+    """Concept relevance (CRP) of every fold model (see :mod:`eegcrp.crp`)."""
+
+    layer: str = Field(
+        "b2_conv2", pattern=r"^[A-Za-z0-9_.]+$",
+        description="Conv layer whose filters are the concepts (any conv of the model).",
+    )
+    composite: Literal[
+        "EpsilonAlpha2Beta1", "EpsilonPlus", "EpsilonPlusFlat", "EpsilonGammaBox"
+    ] = Field(
+        "EpsilonAlpha2Beta1",
+        description="LRP rule set (zennit); the thesis used EpsilonAlpha2Beta1.",
+    )
+    first_layer_rule: (
+        Literal["flat", "wsquare", "zbox", "epsilon", "zplus", "alpha2beta1", "gamma"] | None
+    ) = Field(
+        None, description="Rule of the first conv; null = the composite's own (flat shifts "
+        "spectral relevance to low frequencies: not a default).",
+    )
+    zero_bias: bool = Field(
+        True, description="Leave biases (incl. merged batch norms) out of the LRP rules so "
+        "relevance is conserved; false = keep them (relevance leaks at the biases).",
+    )
+    selection: Literal["share", "top_k"] = Field(
+        "share", description="Relevance maximisation: smallest set holding `share` of a "
+        "filter's total absolute relevance (thesis), or the `top_k` windows.",
+    )
+    share: float = Field(0.2, gt=0, le=1, description="Share for selection: share.")
+    top_k: int = Field(20, ge=1, description="Windows per filter and class for selection: top_k.")
+    rank_by: Literal["abs", "signed"] = Field(
+        "abs", description="Rank by |relevance| (thesis) or by positive relevance only.",
+    )
+    select_from: Literal["test", "train"] = Field(
+        "test", description="Windows of the held-out subject or of the fold's training subjects.",
+    )
+    by_class: bool = Field(
+        True, description="Explain class c on windows of true class c only (thesis).",
+    )
+    correctness: Literal["all", "correct", "incorrect"] = Field(
+        "all", description="Restrict the candidates to (in)correctly classified windows.",
+    )
+    batch_size: int = Field(
+        64, ge=1, description="(window, class, filter) rows per forward/backward pass; on CPU "
+        "smaller batches of large models run faster (less memory traffic)."
+    )
+    bands: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_BANDS),
+        description="Frequency bands in Hz, [low, high) each.",
+    )
+    short_time: bool = Field(False, description="Also store time x frequency relevance.")
+    short_time_window: float = Field(
+        1.0, gt=0, description="Segment length of the short-time DFT in seconds (hop: half)."
+    )
+
+    @field_validator("bands")
+    @classmethod
+    def _bands(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        if not value:
+            raise ValueError("bands is empty; name at least one band, e.g. {alpha: [8, 12]}")
+        for name, (low, high) in value.items():
+            if not 0 <= low < high:
+                raise ValueError(f"band {name!r} = [{low}, {high}] must satisfy 0 <= low < high")
+        return value
+# --- end ExplainConfig ----------------------------------------------------------------
+
+
