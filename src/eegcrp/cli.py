@@ -1,8 +1,12 @@
-"""Command-line interface: ``eegcrp {prepare,train,explain,run,report,demo} CONFIG.yaml``.
+"""Command-line interface: one subcommand per registered stage, plus ``run`` and ``demo``.
 
-Every command takes ``--out DIR`` (replaces the config's ``output_dir``) and repeatable
-``--set KEY=VALUE`` overrides with dotted keys, so a study is one YAML file and a quick
-variant (``--set training.repetitions=1``) needs no copy of it.
+``eegcrp <stage> CONFIG.yaml`` runs one stage (after checking the stages it reads),
+``eegcrp run CONFIG.yaml`` every stage in order and the report, ``eegcrp demo`` the embedded
+simulated study. Every command takes ``--out DIR`` (replaces the config's ``output_dir``)
+and repeatable ``--set KEY=VALUE`` overrides with dotted keys, so a study is one YAML file
+and a quick variant (``--set training.repetitions=1``) needs no copy of it. Errors caused
+by the input (config, data, stage results) exit with status 2 and a message that names the
+fix; ``--verbose`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, StudyConfig, load_config
-from .data.base import DataError
-from .training import TrainingError
+from .config import StudyConfig, load_config
+from .errors import EEGCRPError
+from .io import package_version
 
 logger = logging.getLogger("eegcrp")
 
@@ -35,6 +39,9 @@ def _common(parser: argparse.ArgumentParser, config_required: bool = True) -> No
                         metavar="KEY=VALUE",
                         help="override a config value, dotted keys (repeatable), e.g. "
                              "--set training.repetitions=1")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace this stage's own results (default: resume results of "
+                             "the same configuration, refuse those of another)")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     verbosity.add_argument("-q", "--quiet", action="store_true",
@@ -42,36 +49,21 @@ def _common(parser: argparse.ArgumentParser, config_required: bool = True) -> No
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .stages import STAGES
+
     parser = argparse.ArgumentParser(
         prog="eegcrp",
-        description="What did my EEG decoder learn? Data preparation, EEGNet leave-one-"
-                    "subject-out training and concept relevance analysis.",
+        description="What did my EEG decoder learn? EEGNet leave-one-subject-out training "
+                    "and concept relevance analysis, stage by stage.",
     )
+    parser.add_argument("--version", action="version", version=f"eegcrp {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("prepare", help="load + preprocess (cached); print a per-subject table")
-    _common(p)
-    p = sub.add_parser("train", help="leave-one-subject-out EEGNet training")
-    _common(p)
-    _overwrite(p)
-    p = sub.add_parser("explain", help="concept relevance (CRP) of every trained fold")
-    _common(p)
-    _overwrite(p)
-    p = sub.add_parser("run", help="run every stage, then write the report")
-    _common(p)
-    _overwrite(p)
-    p = sub.add_parser("report", help="write report.html from the stages' results")
-    _common(p)
-    p = sub.add_parser("demo", help="run everything on simulated data (no download)")
-    _common(p, config_required=False)
-    _overwrite(p)
+    for name, stage in STAGES.items():
+        _common(sub.add_parser(name, help=stage.help))
+    _common(sub.add_parser("run", help="run every stage in order, then write the report"))
+    _common(sub.add_parser("demo", help="run everything on simulated data (no download)"),
+            config_required=False)
     return parser
-
-
-def _overwrite(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace results of a different configuration in the output "
-                             "folder (default: refuse; finished folds of the same "
-                             "configuration are always reused)")
 
 
 def demo_config(overrides: Sequence[str] = (), output_dir: Path | None = None) -> StudyConfig:
@@ -93,56 +85,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``eegcrp`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
-    progress = not args.quiet
     try:
         if args.command == "demo":
             config = demo_config(args.overrides, args.out)
         else:
             config = load_config(args.config, args.overrides, output_dir=args.out)
-        return _dispatch(args.command, config, progress, getattr(args, "overwrite", False))
-    except (ConfigError, DataError, TrainingError) as exc:
+        return _dispatch(args.command, config, progress=not args.quiet,
+                         overwrite=args.overwrite)
+    except EEGCRPError as exc:
         if args.verbose:
             logger.exception("failed")
         print(f"eegcrp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"eegcrp {args.command}: interrupted; re-run the same command to resume",
+              file=sys.stderr)
+        return 130
 
 
-def _dispatch(command: str, config: StudyConfig, progress: bool, overwrite: bool) -> int:
-    from . import pipeline
+def _dispatch(command: str, config: StudyConfig, *, progress: bool, overwrite: bool) -> int:
+    from .stages import STAGES, run_all, run_stage
 
     start = time.perf_counter()
-    if command == "prepare":
-        pipeline.save_config(config)
-        _, summary = pipeline.stage_prepare(config, progress=progress)
-        print(summary.to_string())
-        print(f"\nwindows: {int(summary['n_epochs'].sum())}, subjects: {len(summary)}; "
-              f"summary in {Path(config.output_dir) / 'prepare' / 'summary.csv'}")
-    elif command == "train":
-        pipeline.save_config(config)
-        dataset, _ = pipeline.stage_prepare(config, progress=progress)
-        metrics = pipeline.stage_train(config, dataset, progress, overwrite)
-        from .training import summarize
-
-        print(summarize(metrics).to_string())
-        print(f"\ntraining results in {Path(config.output_dir) / 'training'}")
-    elif command == "explain":
-        pipeline.save_config(config)
-        dataset, _ = pipeline.stage_prepare(config, progress=progress)
-        if not (Path(config.output_dir) / "training" / "metrics.csv").exists():
-            raise ConfigError(
-                f"no trained models in {Path(config.output_dir) / 'training'}; run "
-                "'eegcrp train' with the same config and --out first"
-            )
-        index = pipeline.stage_explain(config, dataset, progress, overwrite)
-        print(f"explained {len(index.get('computed', []))} fold(s), "
-              f"{len(index.get('skipped', []))} already done; results in "
-              f"{Path(config.output_dir) / 'explain'}")
-    elif command == "report":
-        print(f"report: {pipeline.stage_report(config)}")
-    elif command in ("run", "demo"):
-        path = pipeline.run_stages(config, progress=progress, overwrite=overwrite)
-        elapsed = time.perf_counter() - start
-        print(f"done in {elapsed:.0f} s; report: {path.resolve()}")
+    if command in ("run", "demo"):
+        path = run_all(config, progress=progress, overwrite=overwrite,
+                       replace_other=command == "demo")
+        print(f"done in {time.perf_counter() - start:.0f} s; report: {Path(path).resolve()}")
+        return 0
+    result = run_stage(command, config, progress=progress, overwrite=overwrite)
+    describe = STAGES[command].describe
+    if describe is not None:
+        print(describe(result, config))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Atomic file writes and content hashes, shared by every stage and the cache.
+"""Atomic file writes, content hashes, versions and checkpoints, shared by every stage.
 
 Every file eegcrp writes goes to a temporary name in the target folder and is renamed
 onto its final name only when complete (``os.replace`` is atomic on POSIX and Windows), so
@@ -19,12 +19,17 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CHECKPOINT_FORMAT",
     "TMP_PREFIX",
     "atomic_path",
+    "load_checkpoint",
     "nan_to_none",
+    "package_version",
     "remove_temporary",
+    "save_checkpoint",
     "sha256_bytes",
     "sha256_file",
+    "versions",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
@@ -121,3 +126,110 @@ def remove_temporary(folder: str | Path) -> int:
             item.unlink()
             removed += 1
     return removed
+
+
+# --------------------------------------------------------------------------- versions
+def package_version() -> str:
+    """The installed eegcrp version (``0+unknown`` when run from an uninstalled tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return str(version("eegcrp"))
+    except PackageNotFoundError:  # pragma: no cover - source tree without install
+        return "0+unknown"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that decide a result (recorded in manifests, checkpoints)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "eegcrp": package_version()}
+    for name in ("numpy", "scipy", "mne", "torch", "zennit", "scikit-learn"):
+        try:
+            out[name] = str(version(name))
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+# --------------------------------------------------------------------------- checkpoints
+#: Version of the checkpoint layout.
+CHECKPOINT_FORMAT = 2
+
+
+def save_checkpoint(path: str | Path, state_dict: dict[str, Any], meta: dict[str, Any]) -> str:
+    """Write a model checkpoint (weights + metadata) atomically; returns its SHA-256.
+
+    ``meta`` must hold what :func:`load_checkpoint` needs to rebuild the model:
+    ``model_config`` (dict), ``ch_names``, ``n_times``, ``classes`` and ``sfreq``.
+    """
+    import io as _io
+
+    import torch
+
+    missing = [k for k in ("model_config", "ch_names", "n_times", "classes", "sfreq")
+               if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint metadata lacks {missing}")
+    buf = _io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state_dict, **meta}, buf)
+    data = buf.getvalue()
+    write_bytes_atomic(path, data)
+    return sha256_bytes(data)
+
+
+def load_checkpoint(path: str | Path, device: Any = "cpu", sha256: str | None = None
+                    ) -> tuple[Any, dict[str, Any]]:
+    """Rebuild a trained model from its checkpoint.
+
+    Parameters
+    ----------
+    path : str | Path
+        A ``.pt`` file written by :func:`save_checkpoint`.
+    device : str | torch.device
+        Where to put the model.
+    sha256 : str | None
+        Expected content hash (from a stage manifest); a mismatch is an error.
+
+    Returns
+    -------
+    model : torch.nn.Sequential
+        In eval mode, on ``device``.
+    meta : dict
+        Everything saved with it (``ch_names``, ``sfreq``, ``n_times``, ``classes``,
+        ``model_config``, ``normalization`` ...).
+    """
+    import torch
+
+    from .config import ModelConfig
+    from .errors import TrainingError
+    from .models import build_model
+
+    path = Path(path)
+    fix = "re-run `eegcrp train` to retrain that fold"
+    if not path.is_file():
+        raise TrainingError(f"checkpoint {path} does not exist; {fix}")
+    if sha256 is not None and sha256_file(path, len(sha256)) != sha256:
+        raise TrainingError(f"checkpoint {path} does not match its recorded hash (corrupt or "
+                            f"replaced); {fix}")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises several types for damaged files
+        raise TrainingError(f"checkpoint {path} cannot be read ({exc}); {fix}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"{path} is not an eegcrp checkpoint of format "
+                            f"{CHECKPOINT_FORMAT}; {fix}")
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    model = build_model(
+        ModelConfig.model_validate(meta["model_config"]),
+        n_channels=len(meta["ch_names"]),
+        n_times=int(meta["n_times"]),
+        n_classes=len(meta["classes"]),
+        sfreq=float(meta["sfreq"]),
+    )
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise TrainingError(f"checkpoint {path} does not fit its model ({exc}); {fix}") from exc
+    return model.to(device).eval(), meta

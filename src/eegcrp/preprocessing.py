@@ -43,7 +43,7 @@ import pandas as pd
 from .config import PreprocessingConfig, StudyConfig, config_hash
 from .data.base import BaseLoader, DataError, EEGDataset, check_finite
 from .data.registry import get_loader
-from .io import atomic_path, write_json_atomic
+from .io import atomic_path, sha256_file, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +309,10 @@ def prepare(
         info={"cache": str(folder), "source": _source(loader, subjects), "cache_hits": hits},
     )
     _merge_loader_info(dataset, loader)
+    dataset.info["cache_files"] = {
+        s: {"windows": str(paths[s].resolve()), "sha256": {"windows": sha256_file(paths[s])}}
+        for s in epochs
+    }
     dataset.validate()
     manifest = {
         "eegcrp_cache_version": CACHE_VERSION,

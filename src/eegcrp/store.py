@@ -1,86 +1,116 @@
-"""Results store of the explain stage: one HDF5 file per fold plus a run index.
+"""Results store of the explain stage: one HDF5 file per fold, read back as xarray objects.
 
-Layout
-------
-``<output_dir>/explain/index.json`` lists the folds and the settings; each fold
-(repetition x held-out subject) has ``folds/rep{r:02d}_sub-{s}.h5``:
+Schema (the one place it is written down)
+-----------------------------------------
+``<output_dir>/explain/manifest.json`` (a stage manifest, :mod:`eegcrp.stages.manifest`)
+lists the fold files, the channels with positions and the ground truth of simulated data.
+Each fold (repetition x held-out subject) has ``explain/folds/rep{r:02d}_sub-{s}.h5``,
+readable with plain h5py:
 
-============================  ==================================================================
-``/`` attributes              layer, composite, first-layer rule, zero_bias, selection rule,
-                              classes, channel names, sfreq, n_times, bands (JSON), model hash,
-                              explain hash, conservation errors and ratios, timing
-``samples/``                  every candidate window: ``subject``, ``window`` (index within the
-                              subject), ``y``, ``pred``, ``logits`` (n, K), ``filter_relevance``
-                              (K, n, F): each filter's total relevance per class
+============================  =================================================================
+``/`` attributes              identity, name, repetition, subject, checkpoint and its sha256,
+                              layer, n_filters, composite, first_layer_rule, zero_bias, init,
+                              selection rule (selection, share, top_k, rank_by, select_from,
+                              by_class, correctness), classes, subjects, ch_names, sfreq,
+                              n_times, bands, input_bounds, device, threads, counts,
+                              conservation errors and ratios, wall time (lists and dicts as
+                              JSON strings)
+``samples/``                  every candidate window: ``subject``, ``trial`` (id within the
+                              subject), ``onset`` (s from the trial start), ``y``, ``pred``,
+                              ``logits`` (n, K), ``filter_relevance`` (K, n, F): each filter's
+                              total relevance per explained class
 ``pairs/``                    one row per selected (class, filter, window), sorted by class,
                               filter and rank: ``class``, ``filter``, ``sample``, ``rank``,
                               ``relevance``, ``heatmaps`` (P, C, T), ``spectral_relevance`` and
                               ``spectra`` (P, C, bins), ``relevance_time`` and
-                              ``activation_time`` (P, T_layer), ``heatmap_total`` (P,),
-                              optional ``tf_relevance`` and ``tf_spectra``
-                              (P, C, segments, freqs)
+                              ``activation_time`` (P, T_layer), ``heatmap_total`` (P,), optional
+                              ``tf_relevance`` and ``tf_spectra`` (P, C, segments, freqs)
 ``summary/``                  per (class, filter): ``n_selected``, ``offsets`` (row ranges in
                               ``pairs``), ``total_relevance``, ``total_abs_relevance``,
                               ``selected_share``, ``activation_mean``, ``relevance_mean``,
                               ``heatmap_mean``, ``spectral_relevance_sum``, ``spectrum_mean``,
-                              ``power_mean`` (, ``tf_relevance_sum``)
+                              ``power_mean`` (, ``tf_relevance_sum``); ``n_candidates`` per class
 ``coords/``                   ``freqs`` (Hz), ``tf_times``/``tf_freqs``
-============================  ==================================================================
+============================  =================================================================
 
-Why HDF5 (h5py)
----------------
-* One self-describing file per fold with typed, chunked arrays and metadata attributes:
-  heatmaps are written chunk by chunk while they are computed and read back slice by slice
-  (one filter's selection) without loading a fold, let alone a run.
-* A single file can be written to a temporary name and renamed into place, which makes each
-  fold atomic (a killed run leaves no half fold behind) and lets parallel workers each write
-  their own file without locking; the run index is rewritten atomically as folds finish.
-* Portable and pickle-free (readable from MATLAB, R, Julia, ``h5dump``), and h5py is already
-  a dependency; zarr (many small files per array) and xarray are not installed, and ``.npz``
-  can be neither appended to nor read partially.
+Filters have one global key, :class:`FilterKey` (repetition, held-out subject, layer,
+filter index): filter ``k`` of two fold models are different filters.
 
 Reading
 -------
-:func:`load_relevance` returns a :class:`RelevanceRun`: run-level summaries stacked over
-folds as :class:`Labelled` arrays (numpy values + dimension names + coordinates), band
-aggregation, a per-filter table, and lazy per-fold access (:class:`FoldRelevance`) to the
-selected windows' heatmaps and spectra.
+:func:`load_relevance` returns an :class:`xarray.Dataset` of the per-(fold, class, filter)
+summaries with dimensions ``fold, class, filter, channel, time, layer_time, freq`` and
+coordinates ``repetition``/``subject`` along ``fold``, channel positions ``ch_pos``
+(channel, xyz) and the frequencies in Hz (``.sel``, ``.mean(dim=...)``, ``.to_dataframe()``
+work as usual). :func:`open_relevance` gives the :class:`RelevanceRun` behind it, whose
+:class:`FoldRelevance` readers return a fold's selected windows (heatmaps, spectra) lazily,
+slice by slice. Only the folds the manifest lists are read; other files are reported as
+stale and ignored.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+import pandas as pd
+import xarray as xr
 
 from eegcrp.errors import StoreError
 from eegcrp.io import atomic_path
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
-    "INDEX_NAME",
+    "DEFAULT_VARIABLES",
     "SUMMARIES",
+    "FilterKey",
     "FoldRelevance",
     "FoldWriter",
-    "Labelled",
     "RelevanceRun",
-    "StoreError",
     "load_relevance",
+    "open_relevance",
     "read_fold_attrs",
 ]
 
-#: Name of the run-level index file.
-INDEX_NAME = "index.json"
-
-_JSON_ATTRS = ("explain_config", "subjects", "classes", "ch_names", "bands", "input_bounds",
-               "layer_over_logit", "input_over_layer")
-_FOLD_RE = re.compile(r"^rep(\d+)_sub-(.+)$")
 _STR = h5py.string_dtype()
+
+
+# --------------------------------------------------------------------------- keys
+@dataclass(frozen=True, order=True)
+class FilterKey:
+    """The global identity of a filter: (repetition, held-out subject, layer, filter)."""
+
+    repetition: int
+    subject: str
+    layer: str
+    filter: int
+
+    @property
+    def fold(self) -> str:
+        """Name of the fold model the filter belongs to (``rep00_sub-S01``)."""
+        return f"rep{self.repetition:02d}_sub-{self.subject}"
+
+    @property
+    def id(self) -> str:
+        """``rep00/S01/b2_conv2/3``: unique across every fold of a study."""
+        return f"rep{self.repetition:02d}/{self.subject}/{self.layer}/{self.filter}"
+
+    @classmethod
+    def parse(cls, text: str) -> FilterKey:
+        """Inverse of :attr:`id`."""
+        try:
+            rep, subject, layer, filt = text.split("/")
+            return cls(int(rep.removeprefix("rep")), subject, layer, int(filt))
+        except ValueError:
+            raise ValueError(f"{text!r} is not a filter key like 'rep00/S01/b2_conv2/3'") \
+                from None
 
 
 # --------------------------------------------------------------------------- writing
@@ -116,18 +146,22 @@ class FoldWriter:
         return self.file
 
     def write_attrs(self, attrs: Mapping[str, Any]) -> None:
-        """Fold metadata (scalars and strings; lists as JSON strings)."""
+        """Fold metadata (scalars and strings; lists and dicts as JSON strings)."""
         for key, value in attrs.items():
             if isinstance(value, (list, tuple, dict)):
                 value = json.dumps(value)
+            elif value is None:
+                value = ""
             self._f.attrs[key] = value
 
-    def write_samples(self, *, subject: np.ndarray, window: np.ndarray, y: np.ndarray,
-                      pred: np.ndarray, logits: np.ndarray, filter_relevance: np.ndarray) -> None:
+    def write_samples(self, *, subject: np.ndarray, trial: np.ndarray, onset: np.ndarray,
+                      y: np.ndarray, pred: np.ndarray, logits: np.ndarray,
+                      filter_relevance: np.ndarray) -> None:
         """Per-window data of all candidate windows."""
         g = self._f.create_group("samples")
         g.create_dataset("subject", data=np.asarray(subject, dtype=object), dtype=_STR)
-        g.create_dataset("window", data=np.asarray(window, np.int64))
+        g.create_dataset("trial", data=np.asarray(trial, np.int64))
+        g.create_dataset("onset", data=np.asarray(onset, np.float64))
         g.create_dataset("y", data=np.asarray(y, np.int64))
         g.create_dataset("pred", data=np.asarray(pred, np.int64))
         g.create_dataset("logits", data=np.asarray(logits, np.float32))
@@ -185,6 +219,10 @@ class FoldWriter:
 
 
 # --------------------------------------------------------------------------- reading
+_JSON_ATTRS = ("subjects", "classes", "ch_names", "bands", "input_bounds", "layer_over_logit",
+               "input_over_layer")
+
+
 def _decode(attrs: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in attrs.items():
@@ -192,7 +230,7 @@ def _decode(attrs: Mapping[str, Any]) -> dict[str, Any]:
             value = value.decode()
         if isinstance(value, np.generic):
             value = value.item()
-        if key in _JSON_ATTRS and isinstance(value, str):
+        if key in _JSON_ATTRS and isinstance(value, str) and value:
             value = json.loads(value)
         out[key] = value
     return out
@@ -202,70 +240,6 @@ def read_fold_attrs(path: str | Path) -> dict[str, Any]:
     """Metadata of a fold file (JSON attributes decoded)."""
     with h5py.File(path, "r") as f:
         return _decode(f.attrs)
-
-
-@dataclass
-class Labelled:
-    """A numpy array with named dimensions and coordinates (a tiny xarray stand-in).
-
-    Attributes
-    ----------
-    values : ndarray
-    dims : tuple of str
-        One name per axis.
-    coords : dict
-        Dimension name -> labels of that axis (list or 1-D array); may omit dimensions.
-    """
-
-    values: np.ndarray
-    dims: tuple[str, ...]
-    coords: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if len(self.dims) != np.ndim(self.values):
-            raise ValueError(f"{len(self.dims)} dims {self.dims} for an array of shape "
-                             f"{np.shape(self.values)}")
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(np.shape(self.values))
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        return np.asarray(self.values, dtype=dtype)
-
-    def axis(self, dim: str) -> int:
-        """Axis number of a dimension."""
-        try:
-            return self.dims.index(dim)
-        except ValueError:
-            raise KeyError(f"no dimension {dim!r}; dimensions: {self.dims}") from None
-
-    def sel(self, **labels: Any) -> Labelled:
-        """Select one label per named dimension (that dimension is dropped)."""
-        values, dims, coords = self.values, list(self.dims), dict(self.coords)
-        for dim, label in labels.items():
-            ax = dims.index(dim) if dim in dims else self.axis(dim)
-            names = list(coords.get(dim, range(values.shape[ax])))
-            try:
-                pos = names.index(label)
-            except ValueError:
-                raise KeyError(f"{label!r} not in {dim}: {names}") from None
-            values = np.take(values, pos, axis=ax)
-            dims.pop(ax)
-            coords.pop(dim, None)
-        return Labelled(values, tuple(dims), coords)
-
-    def sum(self, dim: str) -> Labelled:
-        """Sum over one dimension."""
-        ax = self.axis(dim)
-        return Labelled(np.sum(self.values, axis=ax), self.dims[:ax] + self.dims[ax + 1:],
-                        {k: v for k, v in self.coords.items() if k != dim})
-
-    def mean(self, dim: str) -> Labelled:
-        """Mean over one dimension (NaN-aware)."""
-        ax = self.axis(dim)
-        return Labelled(np.nanmean(self.values, axis=ax), self.dims[:ax] + self.dims[ax + 1:],
-                        {k: v for k, v in self.coords.items() if k != dim})
 
 
 _SUMMARY_DIMS: dict[str, tuple[str, ...]] = {
@@ -293,16 +267,14 @@ _PAIR_DIMS: dict[str, tuple[str, ...]] = {
     "tf_spectra": ("sample", "channel", "tf_time", "tf_freq"),
 }
 
+#: Names of the per-(class, filter) summaries.
+SUMMARIES = tuple(_SUMMARY_DIMS)
+#: Summaries :func:`load_relevance` loads by default (not the large heatmap/TF means).
+DEFAULT_VARIABLES = tuple(k for k in SUMMARIES if k not in ("heatmap_mean", "tf_relevance_sum"))
+
 
 class FoldRelevance:
-    """Lazy reader of one fold file: every method opens the file and reads only its slice.
-
-    Attributes
-    ----------
-    path : Path
-    attrs : dict
-        Fold metadata (layer, composite, classes, ch_names, sfreq, conservation ...).
-    """
+    """Lazy reader of one fold file: every method opens the file and reads only its slice."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -317,12 +289,12 @@ class FoldRelevance:
                 self._offsets = f["summary/offsets"][()]
                 self._n_layer_time = int(f["summary/activation_mean"].shape[-1])
         except (OSError, KeyError) as exc:
-            raise StoreError(f"{self.path} is not a readable fold file ({exc}); delete it and "
-                             "re-run `eegcrp explain`") from exc
+            raise StoreError(f"{self.path} is not a readable fold file ({exc}); re-run "
+                             "`eegcrp explain` (it recomputes damaged folds)") from exc
 
     def __repr__(self) -> str:
         return (f"FoldRelevance({self.name}: layer {self.layer}, {self.attrs.get('n_pairs')} "
-                f"selected windows)")
+                "selected windows)")
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -361,12 +333,16 @@ class FoldRelevance:
     def n_filters(self) -> int:
         return int(self.attrs["n_filters"])
 
+    def key(self, filt: int) -> FilterKey:
+        """The global key of filter ``filt`` of this fold's model."""
+        return FilterKey(self.repetition, self.subject, self.layer, int(filt))
+
     def coords(self) -> dict[str, Any]:
         """Coordinates of every dimension used by this fold's arrays."""
         n_lt = self._n_layer_time
         coords: dict[str, Any] = {
             "class": self.classes,
-            "filter": list(range(self.n_filters)),
+            "filter": np.arange(self.n_filters),
             "channel": self.ch_names,
             "time": np.arange(self.n_times) / self.sfreq,
             "layer_time": np.arange(n_lt) * (self.n_times / max(n_lt, 1)) / self.sfreq,
@@ -395,48 +371,52 @@ class FoldRelevance:
         return slice(int(self._offsets[k]), int(self._offsets[k + 1]))
 
     # ------------------------------------------------------------------ data
-    def samples(self) -> dict[str, np.ndarray]:
-        """Per-window data: subject, window, y, pred, logits, correct."""
+    def samples(self) -> pd.DataFrame:
+        """One row per candidate window: subject, trial, onset, y, pred, correct, logits."""
         with self.open() as f:
             g = f["samples"]
-            out = {k: g[k][()] for k in ("subject", "window", "y", "pred", "logits")}
+            out = {k: g[k][()] for k in ("subject", "trial", "onset", "y", "pred")}
+            logits = g["logits"][()]
         out["subject"] = np.array([s.decode() if isinstance(s, bytes) else str(s)
                                    for s in out["subject"]], dtype=object)
-        out["correct"] = out["y"] == out["pred"]
-        return out
+        frame = pd.DataFrame(out)
+        frame["correct"] = frame["y"] == frame["pred"]
+        for k, name in enumerate(self.classes):
+            frame[f"logit_{name}"] = logits[:, k]
+        return frame
 
-    def filter_relevance(self) -> Labelled:
+    def filter_relevance(self) -> xr.DataArray:
         """Every filter's total relevance in every window, per explained class."""
         with self.open() as f:
             values = f["samples/filter_relevance"][()]
-        return Labelled(values, ("class", "sample", "filter"),
-                        {"class": self.classes, "filter": list(range(self.n_filters))})
+        return xr.DataArray(values, dims=("class", "sample", "filter"),
+                            coords={"class": self.classes, "filter": np.arange(self.n_filters)},
+                            name="filter_relevance")
 
-    def pairs(self) -> dict[str, np.ndarray]:
+    def pairs(self) -> pd.DataFrame:
         """The selection table: class, filter, sample, rank, relevance per row."""
         with self.open() as f:
-            return {k: f["pairs"][k][()] for k in ("class", "filter", "sample", "rank",
-                                                     "relevance")}
+            return pd.DataFrame({k: f["pairs"][k][()] for k in
+                                 ("class", "filter", "sample", "rank", "relevance")})
 
-    def selection(self, cls: int | str, filt: int) -> dict[str, np.ndarray]:
+    def selection(self, cls: int | str, filt: int) -> pd.DataFrame:
         """Selected windows of one (class, filter), highest-ranked first.
 
-        Keys: ``sample`` (index into :meth:`samples`), ``subject``, ``window`` (index within
-        the subject), ``relevance`` (the filter's total relevance there), ``rows`` (in
-        ``pairs``).
+        Columns: ``sample`` (row of :meth:`samples`), ``subject``, ``trial``, ``onset``,
+        ``relevance`` (the filter's total relevance there), ``row`` (in ``pairs``).
         """
         rows = self._rows(cls, filt)
+        samples = self.samples()
         with self.open() as f:
             sample = f["pairs/sample"][rows]
             relevance = f["pairs/relevance"][rows]
-            subject = f["samples/subject"][()][sample] if len(sample) else np.zeros(0, object)
-            window = f["samples/window"][()][sample] if len(sample) else np.zeros(0, np.int64)
-        subject = np.array([s.decode() if isinstance(s, bytes) else str(s) for s in subject],
-                           dtype=object)
-        return {"sample": sample, "subject": subject, "window": window,
-                "relevance": relevance, "rows": np.arange(rows.start, rows.stop)}
+        picked = samples.iloc[sample]
+        return pd.DataFrame({"sample": sample, "subject": picked["subject"].to_numpy(),
+                             "trial": picked["trial"].to_numpy(),
+                             "onset": picked["onset"].to_numpy(), "relevance": relevance,
+                             "row": np.arange(rows.start, rows.stop)})
 
-    def pair_array(self, name: str, cls: int | str, filt: int) -> Labelled:
+    def pair_array(self, name: str, cls: int | str, filt: int) -> xr.DataArray:
         """One per-pair array (``heatmaps``, ``spectral_relevance``, ``spectra``,
         ``relevance_time``, ``activation_time``, ``tf_relevance``, ``tf_spectra``) for the
         selected windows of (class, filter), read lazily."""
@@ -450,21 +430,21 @@ class FoldRelevance:
             sample = f["pairs/sample"][rows]
         coords = {k: v for k, v in self.coords().items() if k in _PAIR_DIMS[name]}
         coords["sample"] = sample
-        return Labelled(values, _PAIR_DIMS[name], coords)
+        return xr.DataArray(values, dims=_PAIR_DIMS[name], coords=coords, name=name)
 
-    def heatmaps(self, cls: int | str, filt: int) -> Labelled:
+    def heatmaps(self, cls: int | str, filt: int) -> xr.DataArray:
         """Conditional input heatmaps (sample, channel, time) of the selected windows."""
         return self.pair_array("heatmaps", cls, filt)
 
-    def spectral_relevance(self, cls: int | str, filt: int) -> Labelled:
+    def spectral_relevance(self, cls: int | str, filt: int) -> xr.DataArray:
         """DFT relevance (sample, channel, freq) of the selected windows."""
         return self.pair_array("spectral_relevance", cls, filt)
 
-    def spectra(self, cls: int | str, filt: int) -> Labelled:
+    def spectra(self, cls: int | str, filt: int) -> xr.DataArray:
         """Orthonormal amplitude spectra (sample, channel, freq) of the selected windows."""
         return self.pair_array("spectra", cls, filt)
 
-    def summary(self, name: str) -> Labelled:
+    def summary(self, name: str) -> xr.DataArray:
         """One per-(class, filter) summary of this fold (see :data:`SUMMARIES`)."""
         if name not in _SUMMARY_DIMS:
             raise KeyError(f"unknown summary {name!r}; use one of {list(_SUMMARY_DIMS)}")
@@ -473,46 +453,69 @@ class FoldRelevance:
                 raise KeyError(f"{name} was not stored (explain.short_time: false?)")
             values = f["summary"][name][()]
         dims = _SUMMARY_DIMS[name]
-        return Labelled(values, dims, {k: v for k, v in self.coords().items() if k in dims})
+        return xr.DataArray(values, dims=dims, name=name,
+                            coords={k: v for k, v in self.coords().items() if k in dims})
 
 
-#: Names of the per-(class, filter) summaries.
-SUMMARIES = tuple(_SUMMARY_DIMS)
-
-
-@dataclass
 class RelevanceRun:
-    """All folds of an explain run.
+    """The folds of an explain run that its manifest lists.
 
     Attributes
     ----------
     run_dir : Path
-    index : dict
-        ``index.json`` (settings and per-fold records; empty if absent).
+        The explain folder.
+    manifest : dict
+        The explain manifest (``extra`` holds folds, channels, ground truth).
     folds : list of FoldRelevance
         In repetition, then subject order.
+    stale : list of Path
+        Fold files present but not listed (ignored).
     """
 
-    run_dir: Path
-    index: dict[str, Any]
-    folds: list[FoldRelevance]
+    def __init__(self, run_dir: Path, manifest: dict[str, Any], folds: list[FoldRelevance],
+                 stale: list[Path]) -> None:
+        self.run_dir = run_dir
+        self.manifest = manifest
+        self.folds = folds
+        self.stale = stale
+
+    def __repr__(self) -> str:
+        return f"RelevanceRun({self.run_dir}: {len(self.folds)} folds, layer {self.layer})"
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def extra(self) -> dict[str, Any]:
+        return dict(self.manifest.get("extra", {}))
 
     @property
     def meta(self) -> dict[str, Any]:
-        """Settings shared by the folds (from the first fold's attributes)."""
-        keys = ("layer", "n_filters", "composite", "first_layer_rule", "zero_bias",
-                "selection", "share", "top_k", "rank_by", "select_from", "by_class",
-                "correctness", "classes", "ch_names", "sfreq", "n_times", "bands",
-                "short_time", "explain_hash", "explain_config")
-        first = self.folds[0].attrs if self.folds else {}
-        out = {k: first[k] for k in keys if k in first}
+        """Settings shared by the folds (the first fold's attributes) and the frequencies."""
+        out = dict(self.folds[0].attrs) if self.folds else {}
         if self.folds:
             out["freqs"] = self.folds[0].freqs
         return out
 
     @property
+    def layer(self) -> str:
+        return str(self.meta.get("layer", self.extra.get("layer", "")))
+
+    @property
     def names(self) -> list[str]:
         return [f.name for f in self.folds]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.extra.get("classes") or self.meta.get("classes", []))
+
+    @property
+    def channels(self) -> dict[str, Any]:
+        """``names``, ``positions`` (m, None where unknown) and ``bipolar`` of the channels."""
+        return dict(self.extra.get("channels") or {})
+
+    @property
+    def ground_truth(self) -> dict[str, Any] | None:
+        """The simulator's ground truth, when the data were simulated."""
+        return self.extra.get("ground_truth")
 
     @property
     def bands(self) -> dict[str, tuple[float, float]]:
@@ -520,7 +523,7 @@ class RelevanceRun:
         return {k: (float(v[0]), float(v[1])) for k, v in bands.items()}
 
     def fold(self, key: int | str | tuple[int, str]) -> FoldRelevance:
-        """A fold by position, name (``rep00_sub-01``) or (repetition, subject)."""
+        """A fold by position, name (``rep00_sub-S01``) or (repetition, subject)."""
         if isinstance(key, int):
             return self.folds[key]
         if isinstance(key, tuple):
@@ -530,108 +533,167 @@ class RelevanceRun:
                 return fold
         raise KeyError(f"no fold {key!r}; folds: {self.names}")
 
-    def summary(self, name: str) -> Labelled:
-        """A summary stacked over folds: dims ``("fold", "class", "filter", ...)``."""
+    def filter_keys(self) -> list[FilterKey]:
+        """Every filter of every fold model, by its global key."""
+        return [fold.key(f) for fold in self.folds for f in range(fold.n_filters)]
+
+    # ------------------------------------------------------------------ arrays
+    def to_dataset(self, variables: Sequence[str] | None = None) -> xr.Dataset:
+        """The per-(fold, class, filter) summaries stacked over folds (see module docstring).
+
+        Parameters
+        ----------
+        variables : sequence of str | None
+            Summaries to load (default :data:`DEFAULT_VARIABLES`; ``heatmap_mean`` and
+            ``tf_relevance_sum`` only when asked for, they are large).
+        """
         if not self.folds:
             raise StoreError(f"no folds in {self.run_dir}")
-        parts = [f.summary(name) for f in self.folds]
-        coords = dict(parts[0].coords)
+        names = list(DEFAULT_VARIABLES if variables is None else variables)
+        unknown = [n for n in names if n not in _SUMMARY_DIMS]
+        if unknown:
+            raise KeyError(f"unknown summaries {unknown}; use some of {list(SUMMARIES)}")
+        first = self.folds[0]
+        data: dict[str, Any] = {}
+        for name in names:
+            parts = []
+            for fold in self.folds:
+                with fold.open() as f:
+                    if name not in f["summary"]:
+                        raise KeyError(f"{name} was not stored (explain.short_time: false?)")
+                    parts.append(f["summary"][name][()])
+            data[name] = (("fold", *_SUMMARY_DIMS[name]), np.stack(parts))
+        coords: dict[str, Any] = {k: v for k, v in first.coords().items()
+                                  if any(k in _SUMMARY_DIMS[n] for n in names)}
         coords["fold"] = self.names
-        return Labelled(np.stack([p.values for p in parts]), ("fold", *parts[0].dims), coords)
+        coords["repetition"] = ("fold", [f.repetition for f in self.folds])
+        coords["subject"] = ("fold", [f.subject for f in self.folds])
+        positions = self.channels.get("positions")
+        if positions and all(p is not None for p in positions) and "channel" in coords:
+            coords["ch_pos"] = (("channel", "xyz"), np.asarray(positions, np.float64))
+            coords["xyz"] = ["x", "y", "z"]
+        meta = self.meta
+        attrs = {k: meta[k] for k in ("layer", "composite", "init", "first_layer_rule",
+                                      "zero_bias", "selection", "share", "top_k", "rank_by",
+                                      "select_from", "by_class", "correctness", "sfreq",
+                                      "n_times") if k in meta}
+        attrs["bands"] = json.dumps({k: list(v) for k, v in self.bands.items()})
+        attrs["bipolar"] = int(bool(self.channels.get("bipolar", False)))
+        return xr.Dataset(data, coords=coords, attrs=attrs)
 
-    def band_relevance(self, bands: Mapping[str, tuple[float, float]] | None = None) -> Labelled:
-        """Relevance summed over each filter's selection and each band's bins.
+    def band_relevance(self, bands: Mapping[str, tuple[float, float]] | None = None
+                       ) -> xr.DataArray:
+        """Relevance summed over each filter's selection and each band's bins:
+        (fold, class, filter, channel, band)."""
+        from eegcrp.relevance.spectral import band_sum
 
-        Dims ``(fold, class, filter, channel, band)``; bands default to the run's.
-        """
-        from eegcrp.spectral import band_sum
+        return self._bands("spectral_relevance_sum", band_sum, bands)
 
-        spec = self.summary("spectral_relevance_sum")
-        values, names = band_sum(spec.values, spec.coords["freq"], bands or self.bands)
-        coords = {k: v for k, v in spec.coords.items() if k != "freq"}
+    def band_power(self, bands: Mapping[str, tuple[float, float]] | None = None
+                   ) -> xr.DataArray:
+        """Mean power per band of each filter's selected windows:
+        (fold, class, filter, channel, band)."""
+        from eegcrp.relevance.spectral import band_mean
+
+        return self._bands("power_mean", band_mean, bands)
+
+    def _bands(self, name: str, func: Any, bands: Mapping[str, tuple[float, float]] | None
+               ) -> xr.DataArray:
+        spec = self.to_dataset([name])[name]
+        values, names = func(spec.values, spec["freq"].values, bands or self.bands)
+        coords = {k: v for k, v in spec.coords.items() if "freq" not in v.dims}
         coords["band"] = names
-        return Labelled(values, (*spec.dims[:-1], "band"), coords)
+        return xr.DataArray(values, dims=(*spec.dims[:-1], "band"), coords=coords, name=name)
 
-    def band_power(self, bands: Mapping[str, tuple[float, float]] | None = None) -> Labelled:
-        """Mean power per band of each filter's selected windows (fold, class, filter,
-        channel, band)."""
-        from eegcrp.spectral import band_mean
+    def table(self) -> pd.DataFrame:
+        """One row per fold x class x filter with its global key, selection size, relevance
+        totals and share."""
+        ds = self.to_dataset(["n_selected", "total_relevance", "total_abs_relevance",
+                              "selected_share"])
+        frame = ds.to_dataframe().reset_index()
+        frame["layer"] = self.layer
+        frame["key"] = [FilterKey(int(r), s, self.layer, int(f)).id for r, s, f in
+                        zip(frame["repetition"], frame["subject"], frame["filter"],
+                            strict=True)]
+        return frame
 
-        spec = self.summary("power_mean")
-        values, names = band_mean(spec.values, spec.coords["freq"], bands or self.bands)
-        coords = {k: v for k, v in spec.coords.items() if k != "freq"}
-        coords["band"] = names
-        return Labelled(values, (*spec.dims[:-1], "band"), coords)
-
-    def table(self) -> Any:
-        """One row per fold x class x filter: selection size, relevance totals and share.
-
-        Returns a pandas DataFrame with columns repetition, subject, fold, class, filter,
-        n_selected, total_relevance, total_abs_relevance, selected_share.
-        """
-        import pandas as pd
-
-        rows = []
-        for fold in self.folds:
-            stats = {k: fold.summary(k).values for k in
-                     ("n_selected", "total_relevance", "total_abs_relevance", "selected_share")}
-            for c, cname in enumerate(fold.classes):
-                for f in range(fold.n_filters):
-                    rows.append({"repetition": fold.repetition, "subject": fold.subject,
-                                 "fold": fold.name, "class": cname, "filter": f,
-                                 **{k: v[c, f].item() for k, v in stats.items()}})
-        return pd.DataFrame(rows)
-
-    def conservation(self) -> Any:
-        """Per fold (a DataFrame): ``conservation_upper`` = sum |layer relevance - logit| /
-        sum |logit| over windows and classes; ``conservation_lower`` = the same for each
-        selected heatmap's total against its filter's relevance; ``layer_over_logit`` and
-        ``input_over_layer``: 5th percentile, median and 95th percentile of those ratios;
-        ``zero_bias``: whether biases were left out of the rules."""
-        import pandas as pd
-
+    def conservation(self) -> pd.DataFrame:
+        """Per fold: ``conservation_upper`` = sum |layer relevance - start| / sum |start| over
+        windows and classes; ``conservation_lower`` = the same for each selected heatmap's
+        total against its filter's relevance; ``layer_over_logit`` and ``input_over_layer``:
+        5th percentile, median and 95th percentile of those ratios."""
         keys = ("conservation_upper", "conservation_lower", "layer_over_logit",
-                "input_over_layer", "zero_bias", "composite", "n_samples", "n_pairs",
-                "wall_time_s")
+                "input_over_layer", "zero_bias", "composite", "init", "n_samples", "n_pairs",
+                "wall_time_s", "threads", "device")
         return pd.DataFrame([{"fold": f.name, **{k: f.attrs.get(k) for k in keys}}
                              for f in self.folds])
 
 
-def _sort_key(path: Path, order: list[str]) -> tuple[int, int, str]:
-    match = _FOLD_RE.match(path.stem)
-    rep, sub = (int(match.group(1)), match.group(2)) if match else (0, path.stem)
-    return rep, order.index(sub) if sub in order else len(order), sub
+def _explain_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not (run_dir / "manifest.json").is_file() and (run_dir / "explain").is_dir():
+        run_dir = run_dir / "explain"
+    return run_dir
 
 
-def load_relevance(run_dir: str | Path) -> RelevanceRun:
-    """Open an explain run lazily.
+def open_relevance(run_dir: str | Path) -> RelevanceRun:
+    """Open an explain run (``<output_dir>/explain`` or the study's ``output_dir``).
+
+    Only the fold files the manifest lists are opened; unlisted files are stale (logged and
+    listed in :attr:`RelevanceRun.stale`).
+
+    Raises
+    ------
+    StoreError
+        When the folder holds no finished explain stage or a listed file is missing.
+    """
+    run_dir = _explain_dir(run_dir)
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        raise StoreError(f"no explain results in {run_dir}; run `eegcrp explain CONFIG` first")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path} is unreadable ({exc}); re-run `eegcrp explain`") from exc
+    if manifest.get("stage") != "explain":
+        raise StoreError(f"{path} is the manifest of stage {manifest.get('stage')!r}, not "
+                         "explain")
+    if not manifest.get("complete"):
+        raise StoreError(f"the explain stage in {run_dir} did not finish; re-run `eegcrp "
+                         "explain` to resume it")
+    extra = manifest.get("extra", {})
+    order = extra.get("order") or list(extra.get("folds", {}))
+    listed = {p for p in manifest.get("products", {}) if p.startswith("folds/")}
+    folds = []
+    for name in order:
+        rec = extra["folds"].get(name, {})
+        relative = f"folds/{rec.get('file', name + '.h5')}"
+        if relative not in listed:
+            continue
+        folds.append(FoldRelevance(run_dir / relative))
+    present = {p.relative_to(run_dir).as_posix()
+               for p in (run_dir / "folds").glob("*.h5")} if (run_dir / "folds").is_dir() \
+        else set()
+    stale = sorted(run_dir / p for p in present - listed)
+    if stale:
+        logger.warning("%d fold file(s) in %s are not in its manifest and are ignored: %s",
+                       len(stale), run_dir, ", ".join(p.name for p in stale[:5]))
+    return RelevanceRun(run_dir, manifest, folds, stale)
+
+
+def load_relevance(run_dir: str | Path, variables: Sequence[str] | None = None) -> xr.Dataset:
+    """The explain run's per-(fold, class, filter) summaries as an :class:`xarray.Dataset`.
 
     Parameters
     ----------
     run_dir : str | Path
-        The run folder (``<output_dir>/explain``) or the study's ``output_dir``.
+        ``<output_dir>/explain`` or the study's ``output_dir``.
+    variables : sequence of str | None
+        Summaries to load (default :data:`DEFAULT_VARIABLES`).
 
-    Returns
-    -------
-    RelevanceRun
-        Index, folds (lazy :class:`FoldRelevance` readers) and stacked summaries.
+    Examples
+    --------
+    >>> ds = load_relevance("results/demo")
+    >>> ds.total_relevance.sel({"class": "left_hand"}).mean("fold")
     """
-    run_dir = Path(run_dir)
-    if not (run_dir / "folds").is_dir() and (run_dir / "explain" / "folds").is_dir():
-        run_dir = run_dir / "explain"
-    folds_dir = run_dir / "folds"
-    if not folds_dir.is_dir():
-        raise StoreError(f"no explain results in {run_dir}; run `eegcrp explain` first")
-    index: dict[str, Any] = {}
-    if (run_dir / INDEX_NAME).is_file():
-        try:
-            index = json.loads((run_dir / INDEX_NAME).read_text())
-        except (OSError, ValueError):
-            index = {}
-    paths = [p for p in folds_dir.glob("*.h5") if not p.name.startswith(".")]
-    order = [str(s) for s in index.get("subjects", [])]
-    if not order:
-        order = sorted({_FOLD_RE.match(p.stem).group(2) for p in paths
-                        if _FOLD_RE.match(p.stem)})
-    paths.sort(key=lambda p: _sort_key(p, order))
-    return RelevanceRun(run_dir, index, [FoldRelevance(p) for p in paths])
+    return open_relevance(run_dir).to_dataset(variables)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 from .base import Section as _Section
@@ -76,7 +76,10 @@ class StudyConfig(_Section):
     cache_dir: Path | None = Field(
         None, description="Preprocessing cache; null = $EEGCRP_CACHE or <output_dir>/cache."
     )
-    seed: int = 42
+    seed: int = Field(
+        42, ge=0, description="The study's seed: every stage seed left null (training.seed, a "
+        "simulated dataset's seed, ...) takes this value.",
+    )
     dataset: DatasetConfig
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -87,6 +90,15 @@ class StudyConfig(_Section):
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
         return None if value is None else Path(value).expanduser()
+
+    @model_validator(mode="after")
+    def _resolve_seeds(self) -> StudyConfig:
+        # One seed for the study: a stage seed left null takes the study's, so changing
+        # ``seed`` alone re-draws everything and the written config.yaml states each value.
+        for section in (self.dataset, self.training):
+            if "seed" in type(section).model_fields and section.seed is None:
+                section.seed = self.seed
+        return self
 
     def resolved_cache_dir(self) -> Path:
         """The preprocessing cache folder (see ``cache_dir``)."""
@@ -128,7 +140,7 @@ def _format_errors(exc: ValidationError, raw: Mapping, source: str) -> str:
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in _KIND_TAGS))
         key = ".".join(str(p) for p in loc) or "<root>"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             allowed = _allowed_keys(StudyConfig, loc, raw)
             msg = f"unknown key; allowed keys here: {', '.join(allowed)}"
@@ -168,7 +180,14 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                     f"override {item!r}: {part!r} holds a value, not a section"
                 )
             node = child
-        node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+        try:
+            node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or exc
+            raise ConfigError(
+                f"override {item!r}: the value is not valid YAML ({problem}); quote text and "
+                "write lists as [1, 2], e.g. --set dataset.subjects=\"[1, 2]\""
+            ) from None
     return out
 
 

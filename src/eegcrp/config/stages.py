@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from .base import Section as _Section
 
-__all__ = ["DEFAULT_BANDS", "ExplainConfig", "ModelConfig", "ParallelSection", "TrainingConfig"]
+__all__ = [
+    "DEFAULT_BANDS",
+    "EEGNET_CONV_LAYERS",
+    "ExplainConfig",
+    "ModelConfig",
+    "ParallelSection",
+    "TrainingConfig",
+]
+
+#: The conv layers of EEGNet (:mod:`eegcrp.models`), any of which can be the concept layer.
+EEGNET_CONV_LAYERS = ("b1_conv1", "b1_conv2", "b2_conv1", "b2_conv2")
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 class ParallelSection(_Section):
@@ -22,6 +35,26 @@ class ParallelSection(_Section):
         None, description="Scheduler address for backend dask; null = start a LocalCluster."
     )
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:i]'.")
+
+    @field_validator("n_jobs")
+    @classmethod
+    def _n_jobs(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError(
+                f"n_jobs is {value}; use a positive number of parallel workers or -1 for one "
+                "per CPU core"
+            )
+        return value
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE.match(value):
+            raise ValueError(
+                f"unknown device {value!r}; use 'auto' (CUDA when present), 'cpu', 'cuda' or "
+                "'cuda:<index>'"
+            )
+        return value
 
 
 # --- ModelConfig / TrainingConfig: owned by eegcrp.models / eegcrp.training ------------
@@ -46,7 +79,7 @@ class ModelConfig(_Section):
 
 
 class TrainingConfig(ParallelSection):
-    """Leave-one-subject-out training (see :mod:`eegcrp.training`)."""
+    """Leave-one-subject-out training (see :mod:`eegcrp.training.loso`)."""
 
     repetitions: int = Field(10, ge=1, description="Times the whole LOSO is repeated.")
     max_epochs: int = Field(
@@ -75,11 +108,14 @@ class TrainingConfig(ParallelSection):
     threads: int | None = Field(
         None, ge=1, description="torch threads per fold; null = CPU cores // n_jobs."
     )
-    seed: int = 42
+    seed: int | None = Field(
+        None, ge=0, description="Seed of the folds' splits, weights and batches; null = the "
+        "study's seed.",
+    )
 # --- end ModelConfig / TrainingConfig -------------------------------------------------
 
 
-# --- ExplainConfig: owned by eegcrp.crp -----------------------------------------------
+# --- ExplainConfig: owned by eegcrp.stages.explain and eegcrp.relevance ------------
 #: Canonical EEG bands in Hz, each ``[low, high)`` (the thesis' bands; delta starts at the
 #: 1 Hz high-pass). The one definition used by the config, spectral analysis and reports.
 DEFAULT_BANDS: dict[str, tuple[float, float]] = {
@@ -92,11 +128,15 @@ DEFAULT_BANDS: dict[str, tuple[float, float]] = {
 
 
 class ExplainConfig(ParallelSection):
-    """Concept relevance (CRP) of every fold model (see :mod:`eegcrp.crp`)."""
+    """Concept relevance (CRP) of every fold model (see :mod:`eegcrp.stages.explain`)."""
 
     layer: str = Field(
-        "b2_conv2", pattern=r"^[A-Za-z0-9_.]+$",
-        description="Conv layer whose filters are the concepts (any conv of the model).",
+        "b2_conv2",
+        description=f"Conv layer whose filters are the concepts: {', '.join(EEGNET_CONV_LAYERS)}.",
+    )
+    init: Literal["logit", "contrast"] = Field(
+        "logit", description="Where relevance starts: the explained class's logit (thesis) or "
+        "its logit minus the mean of the other logits (evidence against the other classes).",
     )
     composite: Literal[
         "EpsilonAlpha2Beta1", "EpsilonPlus", "EpsilonPlusFlat", "EpsilonGammaBox"
@@ -144,6 +184,16 @@ class ExplainConfig(ParallelSection):
     short_time_window: float = Field(
         1.0, gt=0, description="Segment length of the short-time DFT in seconds (hop: half)."
     )
+
+    @field_validator("layer")
+    @classmethod
+    def _layer(cls, value: str) -> str:
+        if value not in EEGNET_CONV_LAYERS:
+            raise ValueError(
+                f"{value!r} is not a conv layer of EEGNet; use one of {list(EEGNET_CONV_LAYERS)} "
+                "(b2_conv2, the pointwise filters of block 2, is the thesis' concept layer)"
+            )
+        return value
 
     @field_validator("bands")
     @classmethod

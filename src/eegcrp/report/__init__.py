@@ -1,6 +1,5 @@
-"""HTML report (MNE :class:`mne.Report`) assembled from the stages' on-disk outputs."""
+"""HTML report (MNE :class:`mne.Report`) assembled from the stages' verified results."""
 
-from .builder import build_report
-from .data_section import DEFAULT_BANDS, add_data_section
+from .builder import ReportContext, build_report
 
-__all__ = ["DEFAULT_BANDS", "add_data_section", "build_report"]
+__all__ = ["ReportContext", "build_report"]

@@ -1,56 +1,70 @@
-"""Assemble ``report.html`` from whatever stages have produced results."""
+"""Assemble ``report.html`` from the stages whose verified results are in the run folder."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mne
 
 from ..config import StudyConfig
 from ..data.base import EEGDataset
 from ..io import atomic_path
-from .data_section import add_data_section
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_report"]
+__all__ = ["ReportContext", "build_report"]
 
 
-def build_report(config: StudyConfig, dataset: EEGDataset | None = None) -> Path:
-    """Write ``<output_dir>/report.html`` with a section per finished stage.
+@dataclass
+class ReportContext:
+    """What a report section reads: the config, the prepared windows and verified manifests.
+
+    Attributes
+    ----------
+    config : StudyConfig
+    dataset : EEGDataset
+        The windows the ``prepare`` manifest lists.
+    manifests : dict of str to Manifest
+        The verified manifests of the stages that ran, in pipeline order.
+    """
+
+    config: StudyConfig
+    dataset: EEGDataset
+    manifests: dict[str, Any]
+
+    def folder(self, stage: str) -> Path:
+        """The output folder of ``stage``."""
+        from ..stages.registry import stage_folder
+
+        return stage_folder(self.config, stage)
+
+
+def build_report(ctx: ReportContext, target: str | Path | None = None) -> Path:
+    """Write the report with one section per stage that ran (in pipeline order).
 
     Parameters
     ----------
-    config : StudyConfig
-        The study; its ``output_dir`` holds the stages' results.
-    dataset : EEGDataset | None
-        The prepared dataset; read from the preprocessing cache when None.
+    ctx : ReportContext
+    target : str | Path | None
+        The HTML file (default ``<output_dir>/report.html``).
 
     Returns
     -------
     Path
         The written report.
     """
-    if dataset is None:
-        from ..preprocessing import prepare
+    from ..stages.registry import STAGES
 
-        dataset = prepare(config, progress=False)
-    report = mne.Report(title=f"eegcrp: {config.name}", verbose="error")
-    add_data_section(report, dataset, config.explain.bands)
-    for add_section in _stage_sections():
-        add_section(report, config, dataset)
-    target = Path(config.output_dir) / "report.html"
+    report = mne.Report(title=f"eegcrp: {ctx.config.name}", verbose="error")
+    for name, manifest in ctx.manifests.items():
+        stage = STAGES[name]
+        if stage.report is not None and manifest is not None:
+            stage.report(report, ctx)
+    target = Path(target) if target is not None else Path(ctx.config.output_dir) / "report.html"
     with atomic_path(target, ".html") as tmp:
         report.save(tmp, overwrite=True, open_browser=False, verbose="error")
     logger.info("report written to %s", target)
     return target
-
-
-def _stage_sections() -> list:
-    """Section builders of the stages, each adding nothing when its results are absent."""
-    from .ground_truth_section import add_ground_truth_section
-    from .relevance_section import add_relevance_section
-    from .training_section import add_training_section
-
-    return [add_ground_truth_section, add_training_section, add_relevance_section]

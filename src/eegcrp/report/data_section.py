@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import matplotlib
 
@@ -111,11 +112,16 @@ def _band_difference_figure(
     return fig
 
 
-def add_data_section(
-    report: mne.Report, dataset: EEGDataset,
-    bands: dict[str, tuple[float, float]] | None = None,
-) -> mne.Report:
-    """Add the data section (counts, sensor layout, per-class PSD) to ``report``."""
+def add_data_section(report: mne.Report, ctx: Any) -> mne.Report:
+    """Add the data section (counts, sensor layout, per-class PSD) to ``report``.
+
+    ``ctx`` is a :class:`eegcrp.report.ReportContext` (config, prepared windows, manifests).
+    Bipolar derivations get no scalp maps (their positions are not electrode sites).
+    """
+    dataset: EEGDataset = ctx.dataset
+    bands = ctx.config.explain.bands
+    channels = ctx.manifests["prepare"].extra.get("channels", {})
+    bipolar = bool(channels.get("bipolar"))
     section = "Data"
     report.add_html(
         f"<p>Dataset <b>{html.escape(dataset.name)}</b> ({dataset.task.replace('_', ' ')}), "
@@ -125,15 +131,24 @@ def add_data_section(
         title="Windows per subject and class", section=section,
     )
     info = dataset[dataset.subjects[0]].info
-    fig = mne.viz.plot_sensors(info, show_names=True, show=False)
-    fig.suptitle("Sensor layout")
-    report.add_figure(fig, title="Sensor layout", section=section)
-    plt.close(fig)
+    if bipolar:
+        report.add_html(
+            "<p>The channels " + html.escape(", ".join(channels.get("bipolar_channels", [])))
+            + " are bipolar derivations (the difference of two electrodes), not potentials at "
+            "one scalp site: no sensor map or scalp topography is drawn for them.</p>",
+            title="Sensor layout", section=section,
+        )
+    else:
+        fig = mne.viz.plot_sensors(info, show_names=True, show=False)
+        fig.suptitle("Sensor layout")
+        report.add_figure(fig, title="Sensor layout", section=section)
+        plt.close(fig)
     freqs, psd = class_psd(dataset)
     fig = _psd_figure(dataset, freqs, psd)
     report.add_figure(fig, title="Per-class power spectra", section=section)
     plt.close(fig)
-    fig = _band_difference_figure(dataset, freqs, psd, bands or DEFAULT_BANDS)
+    fig = None if bipolar else _band_difference_figure(dataset, freqs, psd,
+                                                       bands or DEFAULT_BANDS)
     if fig is not None:
         report.add_figure(fig, title="Band power difference between classes",
                           section=section)

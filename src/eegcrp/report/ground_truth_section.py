@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import matplotlib
 
@@ -12,7 +13,6 @@ import matplotlib.pyplot as plt
 import mne
 import numpy as np
 
-from ..config import StudyConfig
 from ..data.base import EEGDataset
 
 __all__ = ["add_ground_truth_section"]
@@ -22,9 +22,9 @@ def _row(cells: list[str], tag: str = "td") -> str:
     return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
 
 
-def add_ground_truth_section(report: mne.Report, config: StudyConfig,
-                             dataset: EEGDataset) -> None:
+def add_ground_truth_section(report: mne.Report, ctx: Any) -> None:
     """Tables and topographies of the simulator's ground truth, if the data are simulated."""
+    dataset: EEGDataset = ctx.dataset
     gt = dataset.info.get("ground_truth")
     if not gt:
         return

@@ -21,7 +21,6 @@ from __future__ import annotations
 import html
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -34,12 +33,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from ..config import StudyConfig
-from ..data.base import EEGDataset
-from ..spectral import band_mean, band_sum
-from ..store import RelevanceRun, StoreError, load_relevance
+from ..errors import StoreError
+from ..relevance.spectral import band_mean, band_sum
+from ..store import RelevanceRun, open_relevance
 
-__all__ = ["N_TOP", "RelevanceSummary", "add_relevance_section", "summarise_relevance"]
+__all__ = ["N_TOP", "RelevanceSummary", "add_relevance_section", "positions_info",
+           "summarise_relevance"]
 
 #: Filters per class shown in the heatmap and spectrum figures.
 N_TOP = 3
@@ -389,21 +388,26 @@ def _spectra_figure(s: RelevanceSummary, bands: dict[str, tuple[float, float]]) 
     return fig
 
 
-def _topo_info(dataset: EEGDataset, ch_names: list[str]) -> tuple[mne.Info, list[int]] | None:
-    """Info of the store's channels that have positions, and their indices in the store."""
-    info = dataset[dataset.subjects[0]].info
-    keep, store_idx = [], []
-    for k, name in enumerate(ch_names):
-        if name not in info.ch_names:
-            continue
-        i = info.ch_names.index(name)
-        loc = np.asarray(info["chs"][i]["loc"][:3], np.float64)
-        if np.all(np.isfinite(loc)) and np.any(loc != 0):
-            keep.append(i)
-            store_idx.append(k)
+def positions_info(channels: dict[str, Any], sfreq: float) -> tuple[mne.Info, list[int]] | None:
+    """An :class:`mne.Info` of the channels with stored positions, and their indices.
+
+    None when fewer than three channels have positions or the channels are bipolar
+    derivations (a bipolar channel's position is not a scalp site; never drawn as a map).
+    """
+    if channels.get("bipolar"):
+        return None
+    names = list(channels.get("names", []))
+    positions = list(channels.get("positions", []))
+    keep = [k for k, pos in enumerate(positions) if pos is not None]
     if len(keep) < 3:
         return None
-    return mne.pick_info(info, keep), store_idx
+    info = mne.create_info([names[k] for k in keep], sfreq, ch_types="eeg")
+    montage = mne.channels.make_dig_montage(
+        ch_pos={names[k]: np.asarray(positions[k], np.float64) for k in keep},
+        coord_frame="head",
+    )
+    info.set_montage(montage, verbose="error")
+    return info, keep
 
 
 def _topomap_figure(
@@ -472,25 +476,14 @@ def _band_values(s: RelevanceSummary, bands: dict[str, tuple[float, float]],
 
 
 # --------------------------------------------------------------------------- section
-def _load(config: StudyConfig) -> RelevanceRun | None:
-    folder = Path(config.output_dir) / "explain"
-    if not (folder / "folds").is_dir():
-        return None
-    try:
-        run = load_relevance(folder)
-    except StoreError:
-        return None
-    return run if run.folds else None
-
-
-def add_relevance_section(report: mne.Report, config: StudyConfig, dataset: EEGDataset) -> None:
-    """Add the concept relevance section if ``<output_dir>/explain/`` holds results."""
-    run = _load(config)
-    if run is None:
+def add_relevance_section(report: mne.Report, ctx: Any) -> None:
+    """Add the concept relevance section from the verified ``explain`` results."""
+    run = open_relevance(ctx.folder("explain"))
+    if not run.folds:
         return
     section = "Concept relevance"
     s = summarise_relevance(run)
-    sfreq = float(run.meta.get("sfreq", dataset.sfreq))
+    sfreq = float(run.meta.get("sfreq", ctx.dataset.sfreq))
     # bands with at least one DFT bin, from the store's definitions
     bands = {k: v for k, v in run.bands.items()
              if np.any((s.freqs >= v[0]) & (s.freqs < v[1]))}
@@ -507,7 +500,11 @@ def add_relevance_section(report: mne.Report, config: StudyConfig, dataset: EEGD
          "Relevance per DFT bin of the selected windows (sums over bins to the heatmap "
          "total); shaded: the bands of the explain configuration."),
     ]
-    topo = _topo_info(dataset, s.ch_names) if bands else None
+    topo = positions_info(run.channels, sfreq) if bands else None
+    if bands and topo is None:
+        report.add_html("<p>No band topographies: the channels are bipolar derivations or "
+                        "fewer than three have scalp positions.</p>",
+                        title="Band topographies", section=section)
     if topo is not None:
         info, store_idx = topo
         rel_b, pw_db = _band_values(s, bands, store_idx)

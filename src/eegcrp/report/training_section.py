@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -20,83 +20,19 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..config import StudyConfig
-from ..data.base import EEGDataset
+from ..stats import chance_threshold
 
-__all__ = ["add_training_section", "chance_threshold"]
-
-
-def chance_threshold(
-    y: np.ndarray,
-    alpha: float = 0.05,
-    n_permutations: int = 2000,
-    seed: int = 0,
-    *,
-    trials: np.ndarray | None = None,
-    balanced: bool = False,
-) -> float:
-    """Score a classifier must exceed to be better than chance at level ``alpha``.
-
-    Permutation null for a test set with labels ``y``: the score of permuted labels against
-    the true labels (a classifier that ignores the data but knows the class proportions).
-    Unlike the theoretical chance level (1 / n_classes), it grows as the test set shrinks
-    (Combrisson & Jerbi, J Neurosci Methods 2015).
-
-    Parameters
-    ----------
-    y : ndarray, shape (n_windows,)
-        True class of each test window.
-    alpha : float
-        Significance level (the threshold is the null's ``1 - alpha`` quantile).
-    n_permutations : int
-        Size of the null distribution.
-    seed : int
-        Seed of the permutations (the threshold is reproducible).
-    trials : ndarray | None
-        Trial id of each window. Windows cut from one trial share its label and are not
-        independent evidence, so the permutation moves whole trials: the null then has as
-        many degrees of freedom as the test set has trials, not windows. None: every window
-        is its own trial.
-    balanced : bool
-        Threshold for balanced accuracy (mean recall over classes) instead of accuracy. Its
-        null centres on 1 / n_classes whatever the class proportions, while a constant
-        majority-class prediction beats the accuracy threshold of an imbalanced test set.
-
-    Returns
-    -------
-    float
-        The ``1 - alpha`` quantile of the null scores.
-    """
-    y = np.asarray(y)
-    if trials is None:
-        trial_labels, inverse = y, np.arange(len(y))
-    else:
-        _, first, inverse = np.unique(np.asarray(trials), return_index=True,
-                                      return_inverse=True)
-        trial_labels = y[first]
-        if np.any(trial_labels[inverse] != y):
-            raise ValueError("windows of one trial carry different labels; check `trials`")
-    rng = np.random.default_rng(seed)
-    perms = rng.permuted(np.tile(trial_labels, (n_permutations, 1)), axis=1)
-    hits = perms[:, inverse] == y  # (n_permutations, n_windows)
-    if balanced:
-        null = np.mean([hits[:, y == c].mean(axis=1) for c in np.unique(y)], axis=0)
-    else:
-        null = hits.mean(axis=1)
-    return float(np.quantile(null, 1 - alpha))
+__all__ = ["add_training_section"]
 
 
-def _test_trials(dataset: EEGDataset, subject: str) -> np.ndarray | None:
-    """Trial id of each window of ``subject`` (unique within a subject), None if unknown."""
-    meta = dataset[subject].metadata
-    if meta is None or "trial" not in meta:
-        return None
-    return meta["trial"].to_numpy()
+def _load(ctx: Any) -> tuple[pd.DataFrame, list[dict]]:
+    """metrics.csv and the fold records the verified train manifest lists."""
+    from ..stages.train import fold_records
 
-
-def _load(folder: Path) -> tuple[pd.DataFrame, list[dict]]:
+    folder = ctx.folder("train")
     metrics = pd.read_csv(folder / "metrics.csv", dtype={"test_subject": str})
-    folds = [json.loads(p.read_text()) for p in sorted((folder / "folds").glob("*.json"))]
+    folds = [json.loads((folder / "folds" / f"{rec['name']}.json").read_text())
+             for rec in fold_records(ctx.manifests["train"])]
     return metrics, folds
 
 
@@ -175,28 +111,30 @@ def _curves_figure(folds: list[dict]) -> Figure:
     return fig
 
 
-def add_training_section(report: mne.Report, config: StudyConfig, dataset: EEGDataset) -> None:
-    """Add the classification section if ``<output_dir>/training/metrics.csv`` exists."""
-    folder = Path(config.output_dir) / "training"
-    if not (folder / "metrics.csv").exists():
-        return
-    metrics, folds = _load(folder)
+def add_training_section(report: mne.Report, ctx: Any) -> None:
+    """Add the classification section from the verified ``train`` results."""
+    metrics, folds = _load(ctx)
     if metrics.empty:
         return
     section = "Classification"
-    classes = dataset.classes
+    classes = list(ctx.manifests["prepare"].extra["dataset"]["classes"])
     chance = 1.0 / len(classes)
-    # labels from the events only: the report need not load every subject's signals
-    code_to_index = {dataset.event_id[c]: i for i, c in enumerate(classes)}
-    subjects = dataset.subjects
-    labels = {s: np.array([code_to_index[c] for c in dataset[s].events[:, 2]])
-              for s in subjects}
+    # test labels and trials from the first repetition's fold records (every repetition
+    # tests the same windows of a subject)
+    labels: dict[str, np.ndarray] = {}
+    trials: dict[str, np.ndarray | None] = {}
+    for fold in folds:
+        subject = str(fold["test_subject"])
+        if subject not in labels:
+            labels[subject] = np.asarray(fold["predictions"]["y_true"], np.int64)
+            trial = fold["predictions"].get("trial")
+            trials[subject] = None if trial is None else np.asarray(trial)
+    subjects = list(labels)
     counts = {s: np.bincount(labels[s], minlength=len(classes)) for s in subjects}
     # Accuracy rewards predicting the majority class of an imbalanced test set (a constant
     # "rest" scores 0.75 on eegmat); balanced accuracy centres every chance level on 1/k.
     imbalanced = any(len(set(c.tolist())) > 1 for c in counts.values())
     score = "balanced_accuracy" if imbalanced else "accuracy"
-    trials = {s: _test_trials(dataset, s) for s in subjects}
     threshold = pd.Series({
         s: chance_threshold(labels[s], trials=trials[s], balanced=imbalanced)
         for s in subjects

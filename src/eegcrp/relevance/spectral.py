@@ -41,7 +41,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .config import DEFAULT_BANDS
+from ..config import DEFAULT_BANDS
 
 __all__ = [
     "DEFAULT_BANDS",

@@ -1,0 +1,43 @@
+"""The pipeline's stages, registered once in pipeline order (see :mod:`.registry`).
+
+=========  ==========  ==========================================  =====================
+stage      folder      reads                                       writes
+=========  ==========  ==========================================  =====================
+prepare    prepare/    the recordings (cached per subject)          summary.csv, manifest
+train      training/   prepare                                      folds/*.pt|json, metrics
+explain    explain/    prepare, train                               folds/*.h5
+report     report/     every stage present                          ../report.html
+=========  ==========  ==========================================  =====================
+"""
+
+# isort: off
+# Importing a stage module registers the stage: this order is the pipeline's order.
+from . import prepare  # noqa: F401
+from . import train  # noqa: F401
+from . import explain  # noqa: F401
+from . import report  # noqa: F401
+# isort: on
+from .manifest import MANIFEST_NAME, Manifest
+from .registry import STAGES, Stage, StageContext, expected_identity, require, run_stage
+
+__all__ = [
+    "MANIFEST_NAME",
+    "STAGES",
+    "Manifest",
+    "Stage",
+    "StageContext",
+    "expected_identity",
+    "require",
+    "run_all",
+    "run_stage",
+]
+
+
+def run_all(config, *, progress: bool = True, overwrite: bool = False,
+            replace_other: bool = False):
+    """Run every registered stage in order (the report last); returns the report's path."""
+    result = None
+    for name in STAGES:
+        result = run_stage(name, config, progress=progress, overwrite=overwrite,
+                           replace_other=replace_other)
+    return result

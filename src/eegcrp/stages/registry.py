@@ -1,0 +1,288 @@
+"""The stage registry: every stage declared once; the CLI, ``eegcrp run`` and the report are
+built from it.
+
+A :class:`Stage` names its config sections, the stages it reads, its output folder, its run
+function and its report section. :func:`run_stage` does what every stage shares: check the
+upstream manifests, refuse (or, with ``overwrite``, replace) own results of another
+configuration, write ``config.yaml`` once the checks passed, run, and finish the manifest.
+Adding a stage is one module with a run function plus one :func:`register` call.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..config import StudyConfig, config_hash
+from ..errors import StageError
+from ..io import package_version, remove_temporary, write_text_atomic
+from .manifest import Manifest, mismatch_error, stale_files
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "STAGES",
+    "Stage",
+    "StageContext",
+    "expected_identity",
+    "register",
+    "require",
+    "run_stage",
+    "stage_folder",
+    "stage_sections",
+]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline.
+
+    Attributes
+    ----------
+    name : str
+        CLI subcommand and manifest ``stage``.
+    help : str
+        One line for ``eegcrp --help``.
+    folder : str
+        Output subfolder of ``output_dir``.
+    sections : tuple of str
+        Config sections whose values decide the stage's results.
+    ignore : dict
+        Per section, fields that do not change results (parallelism, device, batch sizes)
+        and stay out of the identity.
+    requires : tuple of str
+        Stages whose results this stage reads (checked before it runs).
+    run : callable
+        ``run(ctx: StageContext) -> Any``; records its products in ``ctx.manifest``.
+    report : callable | None
+        ``report(report: mne.Report, ctx: ReportContext)`` adding the stage's section.
+    format : int
+        Version of the stage's output layout (part of the identity).
+    auto : bool
+        Run it automatically when a later stage needs it and it has not run (cheap, cached).
+    runs_missing : bool
+        Whether running this stage may run missing ``auto`` upstream stages (the report
+        may not: on a folder where nothing ran it says so instead).
+    extra_identity : callable | None
+        ``f(config) -> dict`` of further values that decide the results (e.g. a cache key).
+    describe : callable | None
+        ``f(result, config) -> str``: what the CLI prints after the stage ran.
+    """
+
+    name: str
+    help: str
+    folder: str
+    sections: tuple[str, ...]
+    run: Callable[[StageContext], Any]
+    requires: tuple[str, ...] = ()
+    ignore: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    report: Callable[..., None] | None = None
+    format: int = 1
+    auto: bool = False
+    runs_missing: bool = True
+    extra_identity: Callable[[StudyConfig], dict[str, Any]] | None = None
+    describe: Callable[[Any, StudyConfig], str] | None = None
+
+
+#: Registered stages in pipeline order.
+STAGES: dict[str, Stage] = {}
+
+
+def register(stage: Stage) -> Stage:
+    """Add ``stage`` to :data:`STAGES` (its requirements must be registered already)."""
+    unknown = [r for r in stage.requires if r not in STAGES]
+    if unknown:
+        raise ValueError(f"stage {stage.name!r} requires unregistered stages {unknown}")
+    STAGES[stage.name] = stage
+    return stage
+
+
+def stage_folder(config: StudyConfig, name: str) -> Path:
+    """``<output_dir>/<stage folder>``."""
+    return Path(config.output_dir) / STAGES[name].folder
+
+
+def stage_sections(stage: Stage, config: StudyConfig) -> dict[str, Any]:
+    """The config values that decide a stage's results (identity input, manifest ``config``)."""
+    out: dict[str, Any] = {}
+    for section in stage.sections:
+        dump = getattr(config, section).model_dump(mode="json")
+        if isinstance(dump, dict):
+            dump = {k: v for k, v in dump.items() if k not in stage.ignore.get(section, ())}
+        out[section] = dump
+    if stage.extra_identity is not None:
+        out.update(stage.extra_identity(config))
+    return out
+
+
+def expected_identity(name: str, config: StudyConfig) -> str:
+    """The identity the stage's results have when computed with ``config``."""
+    stage = STAGES[name]
+    return config_hash({
+        "stage": name,
+        "format": stage.format,
+        "config": stage_sections(stage, config),
+        "upstream": {r: expected_identity(r, config) for r in stage.requires},
+    })
+
+
+def require(name: str, config: StudyConfig, *, hashes: bool = True) -> Manifest:
+    """The verified manifest of stage ``name`` for ``config`` (see :mod:`.manifest`).
+
+    Raises
+    ------
+    StageError
+        When the stage has not run (completely), ran with another configuration, its files
+        are missing or changed, or its own inputs changed since it ran.
+    """
+    stage = STAGES[name]
+    folder = stage_folder(config, name)
+    manifest = Manifest.read(folder)
+    rerun = f"re-run `eegcrp {name} CONFIG` with this config"
+    if manifest is None:
+        raise StageError(f"no {name} results in {folder}; run `eegcrp {name} CONFIG` (or "
+                         "`eegcrp run CONFIG`) with this config and --out first")
+    if manifest.identity != expected_identity(name, config):
+        raise mismatch_error(
+            name, folder, manifest.config, stage_sections(stage, config),
+            f"Run this command with the config these results were made with "
+            f"({Path(config.output_dir) / 'config.yaml'}), or {rerun} (add --overwrite to "
+            "replace them).",
+        )
+    if not manifest.complete:
+        raise StageError(f"the {name} stage in {folder} did not finish; {rerun} to resume it")
+    problems = manifest.check_products(folder, hashes=hashes)
+    if problems:
+        raise StageError(f"{name} results in {folder} are damaged: " + "; ".join(problems)
+                         + f"; {rerun} (finished parts are reused)")
+    for upstream, recorded in manifest.inputs.items():
+        current = Manifest.read(stage_folder(config, upstream))
+        if current is None or current.digest != recorded.get("digest"):
+            raise StageError(
+                f"the {name} results in {folder} were computed from {upstream} results that "
+                f"have changed or gone since; {rerun} (add --overwrite if it refuses)"
+            )
+    return manifest
+
+
+@dataclass
+class StageContext:
+    """What a stage's run function gets.
+
+    Attributes
+    ----------
+    config : StudyConfig
+    folder : Path
+        The stage's output folder.
+    manifest : Manifest
+        The stage's manifest being written (record products here).
+    inputs : dict of str to Manifest
+        The verified upstream manifests.
+    progress, overwrite : bool
+    previous : Manifest | None
+        The stage's manifest of an earlier run with the same identity (resume), else None.
+    """
+
+    config: StudyConfig
+    folder: Path
+    manifest: Manifest
+    inputs: dict[str, Manifest]
+    progress: bool = True
+    overwrite: bool = False
+    previous: Manifest | None = None
+
+    def save(self) -> None:
+        """Write the manifest as it stands (call after each finished unit of work)."""
+        self.manifest.write(self.folder)
+
+
+def save_config(config: StudyConfig) -> Path:
+    """Write the validated configuration to ``<output_dir>/config.yaml`` (atomically)."""
+    target = Path(config.output_dir) / "config.yaml"
+    write_text_atomic(target, yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    return target
+
+
+def _upstream(name: str, config: StudyConfig, progress: bool, replace_other: bool = False
+              ) -> dict[str, Manifest]:
+    """Verified manifests of the stages ``name`` reads; runs missing automatic ones."""
+    inputs = {}
+    for upstream in STAGES[name].requires:
+        missing = Manifest.read(stage_folder(config, upstream)) is None
+        if missing and not STAGES[name].runs_missing:
+            raise StageError(
+                f"nothing has been run in {config.output_dir} (no {upstream} results); run "
+                f"`eegcrp run CONFIG --out {config.output_dir}` first"
+            )
+        if missing and STAGES[upstream].auto:
+            logger.info("stage %s has not run in %s; running it first", upstream,
+                        config.output_dir)
+            run_stage(upstream, config, progress=progress, replace_other=replace_other)
+        inputs[upstream] = require(upstream, config)
+    return inputs
+
+
+def run_stage(name: str, config: StudyConfig, *, progress: bool = True,
+              overwrite: bool = False, replace_other: bool = False) -> Any:
+    """Run one stage with the shared contract (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        A registered stage.
+    config : StudyConfig
+    progress : bool
+        Progress bars.
+    overwrite : bool
+        Replace the stage's own results (all of them) instead of resuming or refusing.
+    replace_other : bool
+        Replace the stage's own results only when another configuration produced them
+        (the demo's folder belongs to the demo); matching results are reused.
+
+    Returns whatever the stage's run function returns.
+    """
+    stage = STAGES[name]
+    inputs = _upstream(name, config, progress, replace_other)
+    folder = stage_folder(config, name)
+    identity = expected_identity(name, config)
+    sections = stage_sections(stage, config)
+    old = Manifest.read(folder)
+    previous = old if old is not None and old.identity == identity else None
+    if old is not None and previous is None:
+        overwrite = overwrite or replace_other
+        if not overwrite:
+            raise mismatch_error(
+                name, folder, old.config, sections,
+                f"Pass --overwrite to replace them, or choose another --out (the config of "
+                f"the results there is {Path(config.output_dir) / 'config.yaml'}).",
+            )
+        logger.warning("replacing the %s results of another configuration in %s", name, folder)
+    if overwrite and folder.is_dir():  # replace every own result, stale files included
+        shutil.rmtree(folder)
+        previous = None
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_temporary(folder)
+    save_config(config)  # only now: every check passed
+    manifest = Manifest(stage=name, identity=identity, config=sections,
+                        inputs={k: {"identity": m.identity, "digest": m.digest}
+                                for k, m in inputs.items()})
+    manifest.start(eegcrp=package_version())
+    ctx = StageContext(config, folder, manifest, inputs, progress, overwrite, previous)
+    ctx.save()
+    result = stage.run(ctx)
+    manifest.finish()
+    ctx.save()
+    stale = stale_files(folder, manifest)
+    if stale:
+        logger.warning(
+            "%d file(s) in %s are not listed in its manifest and are ignored (stale; "
+            "--overwrite removes them): %s", len(stale), folder,
+            ", ".join(p.relative_to(folder).as_posix() for p in stale[:5]),
+        )
+    return result

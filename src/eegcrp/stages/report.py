@@ -1,0 +1,48 @@
+"""Stage ``report``: ``<output_dir>/report.html`` from every stage whose results are there.
+
+Every stage present in the run folder is verified against this config before its section is
+drawn (:func:`eegcrp.stages.registry.require`): a report never mixes results of different
+configurations. On a folder where nothing has run it stops with an error instead of
+computing anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .manifest import Manifest
+from .prepare import load_prepared
+from .registry import STAGES, Stage, StageContext, register, require, stage_folder
+
+__all__: list[str] = []
+
+
+def _run(ctx: StageContext) -> Path:
+    from ..report.builder import ReportContext, build_report
+
+    config = ctx.config
+    manifests: dict[str, Any] = {}
+    for name in STAGES:
+        if name == "report":
+            continue
+        if Manifest.read(stage_folder(config, name)) is not None:
+            manifests[name] = require(name, config)
+    dataset = load_prepared(manifests["prepare"])
+    path = build_report(ReportContext(config, dataset, manifests))
+    ctx.manifest.add_product(ctx.folder, "../report.html")
+    ctx.manifest.extra = {"sections": list(manifests),
+                          "inputs": {k: m.digest for k, m in manifests.items()}}
+    return path
+
+
+STAGE = register(Stage(
+    name="report",
+    help="write report.html from the stages' results",
+    folder="report",
+    sections=(),
+    requires=("prepare",),
+    run=_run,
+    runs_missing=False,
+    describe=lambda path, config: f"report: {Path(path).resolve()}",
+))

@@ -1,0 +1,16 @@
+"""Training: the loop of one model (:mod:`.loop`) and the leave-one-subject-out engine
+(:mod:`.loso`)."""
+
+from .loop import normalize_windows, resolve_device, retain_freed_memory, train_model
+from .loso import FoldSpec, LOSOTrainer, fold_seeds, loso_splits
+
+__all__ = [
+    "FoldSpec",
+    "LOSOTrainer",
+    "fold_seeds",
+    "loso_splits",
+    "normalize_windows",
+    "resolve_device",
+    "retain_freed_memory",
+    "train_model",
+]
