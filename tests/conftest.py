@@ -67,3 +67,64 @@ def synthetic_dataset(
         epochs[sid] = make_epochs(data, ch_names=ch_names, sfreq=sfreq, labels=labels,
                                   event_id={"a": 1, "b": 2}, subject=sid)
     return EEGDataset("synthetic", epochs, "motor_imagery", 50.0)
+
+
+# --------------------------------------------------------------------------- tiny studies
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(
+            out.get(key), dict) else value
+    return out
+
+
+def tiny_config(root: Path, **sections):
+    """A study small enough for tests: 3 simulated subjects, 19 channels, 2-s windows at
+    128 Hz, one repetition of 2 epochs. ``sections`` are merged into the defaults."""
+    from eegcrp.config import load_config
+
+    base = {
+        "name": "tiny", "output_dir": str(root),
+        "dataset": {"kind": "simulated", "n_subjects": 3, "n_trials": 8,
+                    "channels": "10-20_19", "sfreq": 128, "trial_duration": 2.0,
+                    "effect_window": [0.25, 1.75]},
+        "preprocessing": {"window": 2.0, "step": 1.0, "h_freq": 40},
+        "model": {"kernel_length": 16},
+        "training": {"repetitions": 1, "max_epochs": 2, "threads": 1, "batch_size": 16},
+        "explain": {"batch_size": 32, "device": "cpu"},
+    }
+    return load_config(_merge(base, sections))
+
+
+def run_stages(config, *names: str, **kwargs) -> None:
+    """Run the named stages (the shared stage contract included) without progress bars."""
+    from eegcrp.stages import run_stage
+
+    for name in names:
+        run_stage(name, config, progress=False, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_study(tmp_path_factory):
+    """prepare, train and explain (with short-time relevance) of :func:`tiny_config`, once.
+
+    Read-only for tests: copy the folder (``shutil.copytree``) before changing anything."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        config = tiny_config(tmp_path_factory.mktemp("tiny"), explain={"short_time": True})
+        run_stages(config, "prepare", "train", "explain")
+    finally:
+        torch.set_num_threads(old)
+    return config
+
+
+def copy_study(config, root: Path):
+    """The study of ``config`` copied to ``root`` (cache included), with its config there."""
+    import shutil
+
+    shutil.copytree(config.output_dir, root)
+    return config.model_copy(update={"output_dir": root,
+                                     "cache_dir": config.resolved_cache_dir()})

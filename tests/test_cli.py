@@ -27,12 +27,15 @@ def test_prepare_bciciv2b_end_to_end(tmp_path, capsys) -> None:
 
 def test_set_overrides_and_report(tmp_path, capsys) -> None:
     real_folder("bciciv2b_epoched")
-    rc = main(["report", "configs/bciciv2b.yaml", "--out", str(tmp_path), "-q",
-               "--set", "dataset.subjects=[1, 2]", "--set", "dataset.sessions=[01T]"])
-    assert rc == 0
+    args = ["configs/bciciv2b.yaml", "--out", str(tmp_path), "-q",
+            "--set", "dataset.subjects=[1, 2]", "--set", "dataset.sessions=[01T]"]
+    assert main(["report", *args]) == 2  # nothing has run there yet
+    assert "nothing has been run" in capsys.readouterr().err
+    assert main(["prepare", *args]) == 0 and main(["report", *args]) == 0
     html = (tmp_path / "report.html").read_text()
     assert "Windows per subject and class" in html and "Per-class power spectra" in html
     assert "B02" in html and "B03" not in html
+    assert "bipolar derivations" in html  # C3/Cz/C4 of BCI IV 2b: no scalp maps
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -70,10 +73,12 @@ def test_run_all_stages_on_tiny_simulated_study(tmp_path, capsys) -> None:
     assert (out / "training" / "metrics.csv").exists()
     assert len(list((out / "training" / "folds").glob("*.pt"))) == 3
     assert len(list((out / "explain" / "folds").glob("*.h5"))) == 3
+    for stage in ("prepare", "training", "explain", "report"):
+        assert (out / stage / "manifest.json").is_file()
     html = (out / "report.html").read_text()
     assert "Classification" in html and "Ground truth (simulation)" in html
     # a re-run reuses every finished fold
     assert main(["run", str(config), "--out", str(out), "-q"]) == 0
     # explain without training is a clear error
     rc = main(["explain", str(config), "--out", str(tmp_path / "empty"), "-q"])
-    assert rc == 2 and "run 'eegcrp train'" in capsys.readouterr().err
+    assert rc == 2 and "run `eegcrp train CONFIG`" in capsys.readouterr().err

@@ -3,45 +3,46 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 
-from eegcrp.config import load_config
-from eegcrp.crp import run_explain
-from eegcrp.preprocessing import prepare
-from eegcrp.store import load_relevance
-from eegcrp.training import LOSOTrainer
+from eegcrp.stages import require
+from eegcrp.stages.prepare import load_prepared
+from eegcrp.store import open_relevance
+from tests.conftest import run_stages, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_relevance_falls_in_the_planted_band_and_channels(tmp_path) -> None:
-    cfg = load_config({
-        "output_dir": str(tmp_path),
-        "dataset": {"kind": "simulated", "paradigm": "motor_imagery", "n_subjects": 4,
-                    "n_trials": 40, "channels": "10-20_19", "snr": 2.0, "weak_fraction": 0.0,
-                    "seed": 3},
-        "preprocessing": {"window": 2.0, "step": 0.5, "h_freq": 40.0},
-        "model": {"kernel_length": 32},
-        "training": {"repetitions": 1, "max_epochs": 15, "batch_size": 32,
-                     "learning_rate": 0.002, "validation_subjects": 0, "threads": 1},
-        "explain": {"composite": "EpsilonPlus", "device": "cpu"},
-    })
-    dataset = prepare(cfg, progress=False)
-    truth = dataset.info["ground_truth"]
-    metrics = LOSOTrainer(cfg.model, cfg.training).fit(dataset, tmp_path, progress=False).metrics_
+    cfg = tiny_config(
+        tmp_path,
+        dataset={"n_subjects": 4, "n_trials": 40, "snr": 2.0, "weak_fraction": 0.0, "seed": 3,
+                 "sfreq": 256, "trial_duration": 4.0, "effect_window": [0.5, 3.5]},
+        preprocessing={"window": 2.0, "step": 0.5, "h_freq": 40.0},
+        model={"kernel_length": 32},
+        training={"max_epochs": 15, "batch_size": 32, "learning_rate": 0.002,
+                  "validation_subjects": 0},
+        explain={"composite": "EpsilonPlus"},
+    )
+    run_stages(cfg, "prepare", "train", "explain")
+    truth = load_prepared(require("prepare", cfg)).info["ground_truth"]
+    metrics = pd.read_csv(cfg.output_dir / "training" / "metrics.csv",
+                          dtype={"test_subject": str})
     learned = metrics.loc[metrics["accuracy"] >= 0.65, "test_subject"].tolist()
     assert len(learned) >= 2, metrics  # the explanations below are of models that learned
-    run_explain(cfg, dataset, progress=False)
-    run = load_relevance(tmp_path)
+    run = open_relevance(cfg.output_dir)
     rel = run.band_relevance({"low": (1.0, 7.0), "mu_beta": (8.0, 30.0), "high": (30.0, 40.0)})
-    folds = [i for i, name in enumerate(rel.coords["fold"]) if name.split("sub-")[1] in learned]
+    rel = rel.isel(fold=[i for i, s in enumerate(rel["subject"].values) if s in learned])
     # |relevance| per band and channel, summed over learned folds, classes and filters
-    values = np.abs(rel.values[folds]).sum(axis=(0, 1, 2))  # channel x band
-    band_share = values.sum(0) / values.sum()
-    bands = list(rel.coords["band"])
-    assert band_share[bands.index("mu_beta")] > 0.6, dict(zip(bands, band_share, strict=True))
+    values = np.abs(rel).sum(("fold", "class", "filter"))  # channel x band
+    band_share = values.sum("channel") / values.sum()
+    assert float(band_share.sel(band="mu_beta")) > 0.6, band_share.values
     planted = {ch for effect in truth["contrasts"][0]["effects"] for ch in effect["channels"]}
-    per_channel = values[:, bands.index("mu_beta")]
-    channels = list(rel.coords["channel"])
-    top = [channels[i] for i in np.argsort(per_channel)[::-1][:3]]
+    per_channel = values.sel(band="mu_beta")
+    top = list(per_channel.sortby(per_channel, ascending=False)["channel"].values[:3])
     assert set(top) & planted, (top, planted)
     # the planted channels hold far more than their share of the mu/beta relevance
-    planted_share = per_channel[[channels.index(c) for c in planted]].sum() / per_channel.sum()
-    assert planted_share > 3 * len(planted) / len(channels), (planted_share, planted)
+    planted_share = float(per_channel.sel(channel=sorted(planted)).sum() / per_channel.sum())
+    n_channels = per_channel.sizes["channel"]
+    assert planted_share > 3 * len(planted) / n_channels, (planted_share, planted)

@@ -1,10 +1,22 @@
+"""Data report section: counts, sensors, spectra; no scalp maps of bipolar derivations."""
+
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import mne
 import numpy as np
 
+from eegcrp.config import load_config
 from eegcrp.report.data_section import add_data_section, class_psd, counts_table_html
+from eegcrp.stages.prepare import channel_table
+from eegcrp.stages.report import report_context
 from tests.conftest import synthetic_dataset
+
+
+def _html(report: mne.Report, path) -> str:
+    report.save(path, open_browser=False, overwrite=True, verbose="error")
+    return path.read_text()
 
 
 def test_counts_table_lists_subjects_classes_and_totals() -> None:
@@ -28,12 +40,28 @@ def test_class_psd_shape_and_peak() -> None:
         abs(freqs - 10))].mean()
 
 
-def test_data_section_adds_figures(tmp_path) -> None:
+def test_data_section_adds_figures(tiny_study, tmp_path) -> None:
     report = mne.Report(verbose="error")
-    add_data_section(report, synthetic_dataset())
-    report.save(tmp_path / "r.html", open_browser=False, verbose="error")
-    html = (tmp_path / "r.html").read_text()
+    add_data_section(report, report_context(tiny_study))
+    html = _html(report, tmp_path / "r.html")
     for title in ("Windows per subject and class", "Sensor layout", "Per-class power spectra",
                   "Band power difference between classes"):
         assert title in html
     assert html.count("data:image/png;base64") >= 3
+
+
+def test_bipolar_derivations_get_no_scalp_maps(tmp_path) -> None:
+    ds = synthetic_dataset(n_subjects=2, n_trials=4, ch_names=("C3", "Cz", "C4"))
+    for _, ep in ds:
+        for ch in ep.info["chs"]:
+            ch["coil_type"] = mne.io.constants.FIFF.FIFFV_COIL_EEG_BIPOLAR
+    channels = channel_table(ds[ds.subjects[0]].info)
+    assert channels["bipolar"] and channels["bipolar_channels"] == ["C3", "Cz", "C4"]
+    ctx = SimpleNamespace(dataset=ds, config=load_config({"dataset": {"kind": "bciciv2b"}}),
+                          manifests={"prepare": SimpleNamespace(extra={"channels": channels})})
+    report = mne.Report(verbose="error")
+    add_data_section(report, ctx)
+    html = _html(report, tmp_path / "r.html")
+    assert "are bipolar derivations" in html
+    assert "Band power difference between classes" not in html
+    assert "Per-class power spectra" in html

@@ -211,21 +211,24 @@ def save_config(config: StudyConfig) -> Path:
 
 def _upstream(name: str, config: StudyConfig, progress: bool, replace_other: bool = False
               ) -> dict[str, Manifest]:
-    """Verified manifests of the stages ``name`` reads; runs missing automatic ones."""
-    inputs = {}
-    for upstream in STAGES[name].requires:
-        missing = Manifest.read(stage_folder(config, upstream)) is None
-        if missing and not STAGES[name].runs_missing:
-            raise StageError(
-                f"nothing has been run in {config.output_dir} (no {upstream} results); run "
-                f"`eegcrp run CONFIG --out {config.output_dir}` first"
-            )
-        if missing and STAGES[upstream].auto:
-            logger.info("stage %s has not run in %s; running it first", upstream,
-                        config.output_dir)
-            run_stage(upstream, config, progress=progress, replace_other=replace_other)
-        inputs[upstream] = require(upstream, config)
-    return inputs
+    """Verified manifests of the stages ``name`` reads; runs missing automatic ones.
+
+    A missing stage that is not automatic is an error before anything runs.
+    """
+    stage = STAGES[name]
+    missing = [u for u in stage.requires if Manifest.read(stage_folder(config, u)) is None]
+    if missing and not stage.runs_missing:
+        raise StageError(
+            f"nothing has been run in {config.output_dir} (no {missing[0]} results); run "
+            f"`eegcrp run CONFIG --out {config.output_dir}` first"
+        )
+    for upstream in missing:
+        if not STAGES[upstream].auto:
+            require(upstream, config)  # raises: says which command to run
+    for upstream in missing:
+        logger.info("stage %s has not run in %s; running it first", upstream, config.output_dir)
+        run_stage(upstream, config, progress=progress, replace_other=replace_other)
+    return {upstream: require(upstream, config) for upstream in stage.requires}
 
 
 def run_stage(name: str, config: StudyConfig, *, progress: bool = True,

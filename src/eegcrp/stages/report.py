@@ -11,28 +11,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..config import StudyConfig
 from .manifest import Manifest
 from .prepare import load_prepared
 from .registry import STAGES, Stage, StageContext, register, require, stage_folder
 
-__all__: list[str] = []
+__all__ = ["report_context"]
+
+
+def report_context(config: StudyConfig) -> Any:
+    """A :class:`eegcrp.report.ReportContext` of every stage present, each verified."""
+    from ..report.builder import ReportContext
+
+    manifests: dict[str, Any] = {}
+    for name in STAGES:
+        if name != "report" and Manifest.read(stage_folder(config, name)) is not None:
+            manifests[name] = require(name, config)
+    return ReportContext(config, load_prepared(require("prepare", config)), manifests)
 
 
 def _run(ctx: StageContext) -> Path:
-    from ..report.builder import ReportContext, build_report
+    from ..report.builder import build_report
 
-    config = ctx.config
-    manifests: dict[str, Any] = {}
-    for name in STAGES:
-        if name == "report":
-            continue
-        if Manifest.read(stage_folder(config, name)) is not None:
-            manifests[name] = require(name, config)
-    dataset = load_prepared(manifests["prepare"])
-    path = build_report(ReportContext(config, dataset, manifests))
+    rctx = report_context(ctx.config)
+    path = build_report(rctx)
     ctx.manifest.add_product(ctx.folder, "../report.html")
-    ctx.manifest.extra = {"sections": list(manifests),
-                          "inputs": {k: m.digest for k, m in manifests.items()}}
+    ctx.manifest.extra = {"sections": list(rctx.manifests),
+                          "inputs": {k: m.digest for k, m in rctx.manifests.items()}}
     return path
 
 

@@ -414,6 +414,7 @@ class LOSOTrainer:
                     on_fold(record)
                 bar.update()
 
+        self.out_dir_ = out_dir
         self.folds_ = [done[s.name] for s in specs]
         columns = ["repetition", "test_subject", *METRICS, "n_train", "n_val", "n_test",
                    "epochs_trained", "best_epoch", "seed", "wall_time_s", "threads", "device"]

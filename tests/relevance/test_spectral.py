@@ -1,11 +1,11 @@
-"""DFT virtual inspection layer (eegcrp.spectral): conservation, bins, reference, bands."""
+"""DFT virtual inspection layer (eegcrp.relevance.spectral): conservation, bins, bands."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from eegcrp.spectral import (
+from eegcrp.relevance.spectral import (
     DEFAULT_BANDS,
     band_mean,
     band_sum,

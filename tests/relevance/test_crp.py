@@ -1,26 +1,19 @@
-"""Concept relevance (eegcrp.crp): conservation, masking, batching, two phases, selection."""
+"""The CRP core (eegcrp.relevance.crp, .rules): conservation, masking, batching, hooks,
+relevance start, selection."""
 
 from __future__ import annotations
 
-import json
-
-import h5py
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from eegcrp.config import ExplainConfig, ModelConfig
-from eegcrp.crp import (
-    COMPOSITES,
-    ConceptExplainer,
-    ExactMergeBatchNorm,
-    build_composite,
-    explain_fold,
-    select_samples,
-    without_bias,
-)
+from eegcrp.config.stages import EEGNET_CONV_LAYERS
+from eegcrp.errors import ExplainError
 from eegcrp.models import build_model
+from eegcrp.relevance.crp import ConceptExplainer, initial_relevance, select_samples
+from eegcrp.relevance.rules import COMPOSITES, ExactMergeBatchNorm, build_composite, without_bias
 
 C, T = 4, 128
 
@@ -259,7 +252,7 @@ def test_first_layer_rule_and_composite_names():
         ConceptExplainer(model, composite="EpsilonGammaBox")
     with pytest.raises(ValueError, match="unknown composite"):
         build_composite("LRP")
-    with pytest.raises(ValueError, match="not a conv layer"):
+    with pytest.raises(ExplainError, match="not a conv layer"):
         ConceptExplainer(model, layer="b2_bn")
     assert set(ExplainConfig.model_fields["composite"].annotation.__args__) <= set(COMPOSITES)
 
@@ -315,155 +308,69 @@ def test_select_signed_top_k_and_candidates():
         select_samples(r, rank_by="max")
 
 
-# --------------------------------------------------------------------------- fold runner
-class ArrayData:
-    """Minimal dataset: get_data(subjects) like EEGDataset."""
-
-    def __init__(self, x, y, groups, classes=("a", "b"), sfreq=128.0):
-        self.x, self.y, self.groups = x, y, np.asarray(groups)
-        self.classes, self.sfreq = list(classes), sfreq
-        self.ch_names = [f"E{i}" for i in range(x.shape[1])]
-        self.subjects = list(dict.fromkeys(self.groups.tolist()))
-        self.name = "arrays"
-
-    def get_data(self, subjects=None):
-        subjects = self.subjects if subjects is None else list(subjects)
-        idx = np.flatnonzero(np.isin(self.groups, subjects))
-        return self.x[idx], self.y[idx], self.groups[idx]
+# --------------------------------------------------------------------------- hooks, init
+def _hook_count(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+               for m in model.modules())
 
 
-def save_checkpoint(path, model, data: ArrayData, subject: str, repetition: int = 0) -> None:
-    """A checkpoint in the training module's format."""
-    from eegcrp.training import CHECKPOINT_FORMAT
-
-    others = [s for s in data.subjects if s != subject]
-    torch.save({
-        "format": CHECKPOINT_FORMAT,
-        "state_dict": model.state_dict(),
-        "config_hash": "test",
-        "ch_names": data.ch_names,
-        "sfreq": data.sfreq,
-        "n_times": data.x.shape[2],
-        "classes": data.classes,
-        "model_config": ModelConfig().model_dump(mode="json"),
-        "normalization": {"method": "zscore_window", "axes": "channels x time", "ddof": 0},
-        "repetition": repetition,
-        "test_subject": subject,
-        "train_subjects": others,
-        "val_subjects": [],
-    }, path)
-
-
-def make_data(n_per_subject: int = 12, subjects=("s1", "s2", "s3"), seed: int = 0) -> ArrayData:
-    rng = np.random.default_rng(seed)
-    n = n_per_subject * len(subjects)
-    x = (rng.standard_normal((n, C, T)) * 1e-5).astype(np.float32)
-    y = np.tile([0, 1], n // 2)
-    groups = np.repeat(list(subjects), n_per_subject)
-    return ArrayData(x, y, groups)
+def test_hooks_live_only_inside_the_context():
+    model = make_model(seed=13)
+    ex = ConceptExplainer(model)
+    x = windows(2)
+    assert _hook_count(ex.model) == 0 and _hook_count(ex.lrp_model) == 0
+    with ex:
+        assert ex.registered
+        assert _hook_count(ex.lrp_model) > 10  # the composite's rules and the mask hook
+        inside = ex.attribute(x, 1, [3, 4]).heatmap
+        with ex:  # re-entrant: the inner block keeps the rules registered
+            ex.layer_relevance(x)
+        assert ex.registered
+    assert not ex.registered
+    assert _hook_count(ex.model) == 0 and _hook_count(ex.lrp_model) == 0
+    # a call outside the block registers and removes around itself, with the same result
+    outside = ex.attribute(x, 1, [3, 4]).heatmap
+    assert torch.equal(inside, outside)
+    assert _hook_count(ex.lrp_model) == 0
+    # the merged batch norms were reverted: the copy equals the trained model again
+    for (k, a), b in zip(ex.lrp_model.state_dict().items(), ex.model.state_dict().values(),
+                         strict=True):
+        assert torch.equal(a, b), k
 
 
-def test_two_phase_equals_computing_everything(tmp_path):
-    from eegcrp.training import normalize_windows
-
-    data = make_data()
-    model = make_model(seed=10)
-    ckpt = tmp_path / "rep00_sub-s2.pt"
-    save_checkpoint(ckpt, model, data, "s2")
-    cfg = ExplainConfig(batch_size=7, device="cpu")  # chunks cross class/filter boundaries
-    out = tmp_path / "fold.h5"
-    record = explain_fold(ckpt, data, cfg, out)
-    assert record["n_samples"] == 12 and record["n_pairs"] > 0
-
-    # everything, naively: all windows x filters x classes, one condition per pass
-    x, y, _ = data.get_data(["s2"])
-    xn = torch.as_tensor(normalize_windows(x))
-    ex = ConceptExplainer(model, device="cpu")
-    full = {}
-    for c in (0, 1):
-        for f in range(16):
-            full[c, f] = ex.attribute(xn, c, [f] * len(xn))
-    with h5py.File(out, "r") as h5:
-        pairs = {k: h5["pairs"][k][()] for k in ("class", "filter", "sample", "relevance")}
-        heat = h5["pairs/heatmaps"][()]
-        rel_time = h5["pairs/relevance_time"][()]
-        act_time = h5["pairs/activation_time"][()]
-        totals = h5["samples/filter_relevance"][()]
-        act_mean = h5["summary/activation_mean"][()]
-        n_sel = h5["summary/n_selected"][()]
-        attrs = dict(h5.attrs)
-    _, act = ex.predict(xn)
-    for c in (0, 1):
-        for f in range(16):
-            lr = full[c, f].layer_relevance[:, f].flatten(1, -2).sum(1)  # (n, T')
-            assert rel_close(torch.as_tensor(totals[c, :, f]), lr.sum(-1), 1e-5)
-    rows = zip(pairs["class"], pairs["filter"], pairs["sample"], strict=True)
-    for row, (c, f, i) in enumerate(rows):
-        ref = full[int(c), int(f)]
-        assert rel_close(torch.as_tensor(heat[row]), ref.heatmap[i], 1e-5)
-        assert rel_close(torch.as_tensor(rel_time[row]),
-                         ref.layer_relevance[i, f].flatten(0, -2).sum(0), 1e-5)
-        assert rel_close(torch.as_tensor(act_time[row]), act[i, f].flatten(0, -2).mean(0), 1e-6)
-        assert y[i] == c  # by_class: windows of class c explain class c
-    # selection = the rule applied to the naive totals
-    for c in (0, 1):
-        for f in range(16):
-            want = select_samples(totals[c, :, f], share=0.2, candidates=y == c)
-            got = pairs["sample"][(pairs["class"] == c) & (pairs["filter"] == f)]
-            assert list(got) == list(want)
-            assert n_sel[c, f] == len(want)
-            if len(want):
-                mean = act[want, f].flatten(1, -2).mean(1).mean(0)
-                assert np.allclose(act_mean[c, f], mean.numpy(), atol=1e-6)
-    assert attrs["conservation_upper"] < 1e-4
-    assert json.loads(attrs["ch_names"]) == data.ch_names
+def test_contrast_init_two_classes_are_exact_negatives():
+    model = make_model(seed=14)
+    x = windows(4)
+    ex = ConceptExplainer(model, composite="EpsilonPlus", init="contrast", dtype=torch.float64)
+    filters = [0, 5, 9, 15]
+    h0 = ex.attribute(x, 0, filters).heatmap
+    h1 = ex.attribute(x, 1, filters).heatmap
+    assert h0.abs().max() > 0
+    assert torch.allclose(h0, -h1, rtol=0, atol=1e-12 * float(h0.abs().max()))
+    lr = ex.layer_relevance(x)
+    z = lr.logits
+    assert torch.allclose(lr.start[0], z[:, 0] - z[:, 1])
+    assert torch.allclose(lr.relevance[0], -lr.relevance[1], atol=1e-12)
+    # with logit init the two classes are not related this way
+    plain = ConceptExplainer(model, composite="EpsilonPlus", dtype=torch.float64)
+    assert not torch.allclose(plain.attribute(x, 0, filters).heatmap,
+                              -plain.attribute(x, 1, filters).heatmap)
 
 
-def test_explain_fold_options(tmp_path):
-    data = make_data()
-    model = make_model(seed=11)
-    ckpt = tmp_path / "rep01_sub-s1.pt"
-    save_checkpoint(ckpt, model, data, "s1", repetition=1)
-    cfg = ExplainConfig(selection="top_k", top_k=3, select_from="train", correctness="correct",
-                        short_time=True, short_time_window=0.5, device="cpu",
-                        composite="EpsilonGammaBox")
-    record = explain_fold(ckpt, data, cfg, tmp_path / "f.h5")
-    assert record["n_samples"] == 24 and record["repetition"] == 1
-    with h5py.File(tmp_path / "f.h5", "r") as h5:
-        subjects = h5["samples/subject"][()].astype(str)
-        assert set(subjects) == {"s2", "s3"}
-        n_sel = h5["summary/n_selected"][()]
-        assert n_sel.max() <= 3
-        sample = h5["pairs/sample"][()]
-        y, pred = h5["samples/y"][()], h5["samples/pred"][()]
-        assert np.all(y[sample] == pred[sample])
-        assert h5["pairs/tf_relevance"].shape[1:] == (C, *h5["summary/tf_relevance_sum"].shape[3:])
-        tf = h5["pairs/tf_relevance"][()].sum((2, 3))
-        spec = h5["pairs/spectral_relevance"][()].sum(2)
-        heat = h5["pairs/heatmaps"][()].sum(2)
-        assert np.allclose(tf, heat, rtol=1e-4, atol=1e-6 * np.abs(heat).max())
-        assert np.allclose(spec, heat, rtol=1e-4, atol=1e-6 * np.abs(heat).max())
+def test_initial_relevance_definitions():
+    z = torch.tensor([[2.0, -1.0, 4.0]])
+    c = torch.tensor([0])
+    assert torch.equal(initial_relevance(z, c, "logit"), torch.tensor([[2.0, 0.0, 0.0]]))
+    contrast = initial_relevance(z, c, "contrast")
+    assert torch.allclose(contrast, torch.tensor([[2.0, 0.5, -2.0]]))
+    assert torch.isclose(contrast.sum(), z[0, 0] - z[0, 1:].mean())
+    with pytest.raises(ExplainError, match="unknown init"):
+        initial_relevance(z, c, "softmax")
 
 
-def test_explain_fold_rejects_mismatched_data(tmp_path):
-    from eegcrp.crp import ExplainError
+def test_config_layers_are_the_models_conv_layers():
+    from zennit.types import Convolution
 
-    data = make_data()
-    ckpt = tmp_path / "rep00_sub-s1.pt"
-    save_checkpoint(ckpt, make_model(seed=12), data, "s1")
-    other = ArrayData(np.zeros((4, C + 1, T), np.float32), np.array([0, 1, 0, 1]),
-                      ["s1"] * 4)
-    with pytest.raises(ExplainError, match="do not match"):
-        explain_fold(ckpt, other, ExplainConfig(device="cpu"), tmp_path / "x.h5")
-    assert not (tmp_path / "x.h5").exists()
-
-
-def test_fold_identity_from_metadata_or_file_name(tmp_path):
-    from eegcrp.crp import ExplainError, _fold_identity
-
-    path = tmp_path / "rep03_sub-07.pt"
-    assert _fold_identity({"repetition": 1, "test_subject": "x"}, path) == (1, "x")
-    assert _fold_identity({"subject": "y"}, path) == (3, "y")
-    assert _fold_identity({}, path) == (3, "07")
-    with pytest.raises(ExplainError):
-        _fold_identity({}, tmp_path / "model.pt")
+    model = make_model()
+    convs = tuple(n for n, m in model.named_modules() if isinstance(m, Convolution))
+    assert convs == EEGNET_CONV_LAYERS
