@@ -1,4 +1,4 @@
-"""Benchmark of concept relevance (eegcrp.crp): throughput and peak memory.
+"""Benchmark of concept relevance (eegcrp.relevance): throughput and peak memory.
 
 Compares, per model, four ways of explaining every (window x filter x class) condition of
 one held-out subject at the concept layer ``b2_conv2`` (16 filters, 2 classes):
@@ -10,12 +10,12 @@ one held-out subject at the concept layer ``b2_conv2`` (16 filters, 2 classes):
     The same heatmaps, but the batch is expanded over conditions: ``--batch`` (window,
     class, filter) rows per forward/backward pass.
 ``two_phase``
-    :func:`eegcrp.crp.explain_fold`'s algorithm without the file: one backward pass per class
-    to the concept layer for every window, relevance maximisation (share 0.2 per class and
-    filter), then batched heatmaps of the selected windows only.
+    :func:`eegcrp.relevance.fold.explain_fold`'s algorithm without the file: one backward
+    pass per class to the concept layer for every window, relevance maximisation (share 0.2
+    per class and filter), then batched heatmaps of the selected windows only.
 ``fold``
-    :func:`eegcrp.crp.explain_fold` end to end: two phases plus DFT relevance, spectra and
-    the HDF5 fold file.
+    :func:`eegcrp.relevance.fold.explain_fold` end to end: two phases plus DFT relevance,
+    spectra and the HDF5 fold file.
 ``conservation`` (not timed against the others)
     Sum of input relevance / logit of plain LRP heatmaps with biases zeroed and kept.
 
@@ -79,7 +79,8 @@ def worker(model_name: str, method: str, n_windows: int, batch: int, device: str
     import torch
 
     from eegcrp.config import ExplainConfig
-    from eegcrp.crp import ConceptExplainer, explain_fold, select_samples
+    from eegcrp.relevance.crp import ConceptExplainer, select_samples
+    from eegcrp.relevance.fold import FoldData, explain_fold
 
     n_channels, n_times = MODELS[model_name]
     model = _model(n_channels, n_times)
@@ -132,11 +133,11 @@ def worker(model_name: str, method: str, n_windows: int, batch: int, device: str
             heatmaps += len(i)
     elif method == "fold":
         with tempfile.TemporaryDirectory() as tmp:
-            ckpt = Path(tmp) / "rep00_sub-1.pt"
-            _save_checkpoint(ckpt, model, n_channels, n_times)
-            data = _Data(x, y)
-            record = explain_fold(ckpt, data, ExplainConfig(batch_size=batch, device=str(dev)),
-                                  Path(tmp) / "fold.h5")
+            n = len(x)
+            data = FoldData(x, y, np.full(n, "1"), np.arange(n), np.zeros(n))
+            record = explain_fold(model, data, ExplainConfig(batch_size=batch, device=str(dev)),
+                                  Path(tmp) / "fold.h5", classes=["a", "b"], sfreq=SFREQ,
+                                  device=dev)
             heatmaps = record["n_pairs"]
     elif method == "conservation":
         # sum of input relevance / logit of plain LRP heatmaps, biases zeroed or kept
@@ -169,34 +170,6 @@ def worker(model_name: str, method: str, n_windows: int, batch: int, device: str
                 "ratio_kept")
         out.update({k: v for k, v in record.items() if k in keep})
     return out
-
-
-class _Data:
-    def __init__(self, x, y):
-        self.x, self.y = x, y
-        self.ch_names = [f"E{i}" for i in range(x.shape[1])]
-        self.classes = ["a", "b"]
-        self.sfreq = SFREQ
-
-    def get_data(self, subjects):
-        return self.x, self.y, np.full(len(self.x), "1", dtype=object)
-
-
-def _save_checkpoint(path: Path, model, n_channels: int, n_times: int) -> None:
-    import torch
-
-    from eegcrp.config import ModelConfig
-    from eegcrp.training import CHECKPOINT_FORMAT
-
-    torch.save({
-        "format": CHECKPOINT_FORMAT, "state_dict": model.state_dict(),
-        "ch_names": [f"E{i}" for i in range(n_channels)], "sfreq": SFREQ,
-        "n_times": n_times, "classes": ["a", "b"],
-        "model_config": ModelConfig().model_dump(mode="json"),
-        # the benchmark data are already z-scored windows; ddof 0 re-normalises them
-        "normalization": {"method": "zscore_window", "ddof": 0},
-        "repetition": 0, "subject": "1", "train_subjects": [], "val_subjects": [],
-    }, path)
 
 
 def main() -> None:

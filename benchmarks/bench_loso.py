@@ -4,7 +4,7 @@
         --threads 1 --epochs 20 --folds 1
 
 Runs the first ``--folds`` folds of repetition 0 exactly as ``eegcrp train`` does (same
-normalisation, split, seeds and ``eegcrp.training._run_fold``), but with a *fixed* number of
+normalisation, split, seeds and ``eegcrp.training.loso._run_fold``), but with a *fixed* number of
 epochs (``max_epochs = patience = --epochs``, so early stopping never triggers) so that
 timings at different thread counts are comparable. Per fold it prints the wall time, the
 epochs, the training windows and the throughput (training windows x epochs / wall time;
@@ -20,7 +20,8 @@ import resource
 import statistics
 
 from _common import load_study, study_parser
-from eegcrp.training import LOSOTrainer, _run_fold, normalize_windows
+from eegcrp.training import LOSOTrainer, normalize_windows
+from eegcrp.training.loso import _run_fold
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
           f"{args.epochs} fixed epochs; prepare/load {t_prepare:.1f} s", flush=True)
     walls, rates = [], []
     for spec in specs[: args.folds]:
-        res = _run_fold(spec, x, y, groups, shape, mc, tc, args.threads)
+        res = _run_fold(spec, x, y, groups, None, shape, mc, tc, args.threads)
         epochs = res["history"]["epochs_trained"]
         rate = res["n_train"] * epochs / res["wall_time_s"]
         walls.append(res["wall_time_s"])

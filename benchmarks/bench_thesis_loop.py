@@ -15,7 +15,7 @@ the other on the same windows:
   channels x time with the unbiased standard deviation. ``--no-car`` drops the CAR (the
   BCI IV 2b channels are bipolar derivations, for which the eegcrp config disables CAR).
 * **eegcrp** -- the same fold of :class:`eegcrp.training.LOSOTrainer` (the code a fold of
-  ``eegcrp train`` runs, ``eegcrp.training._run_fold``) with the study config's training
+  ``eegcrp train`` runs, ``eegcrp.training.loso._run_fold``) with the study config's training
   section (``protocol: default``: EEGNet-8,2, one validation subject, early stopping,
   shuffled class-weighted batches, max-norm).
 
@@ -38,7 +38,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from _common import load_study, study_parser
 from eegcrp.config import ModelConfig
 from eegcrp.models import build_model
-from eegcrp.training import LOSOTrainer, _run_fold, normalize_windows
+from eegcrp.training import LOSOTrainer, normalize_windows
+from eegcrp.training.loso import _run_fold
 
 
 def thesis_normalize(xb: torch.Tensor, car: bool) -> torch.Tensor:
@@ -125,7 +126,7 @@ def main() -> None:
         rows.append(row)
         print(f"  {test} thesis loop: acc {row['accuracy']:.3f}, {row['epochs']} epochs, "
               f"{row['wall_time_s']:.1f} s, {row['windows_per_s']:.0f} windows/s", flush=True)
-        res = _run_fold(specs[test], x_norm, y, groups, shape, mc, tc, args.threads)
+        res = _run_fold(specs[test], x_norm, y, groups, None, shape, mc, tc, args.threads)
         hist = res["history"]
         row = {
             "model": "eegcrp", "test_subject": test, "epochs": hist["epochs_trained"],

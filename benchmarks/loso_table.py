@@ -3,7 +3,7 @@
 Reads the per-fold JSON files that ``eegcrp train`` writes under ``<run>/training/folds``
 and prints, for each test subject, the mean +- sd over repetitions of accuracy, balanced
 accuracy and ROC AUC, the overall mean +- sd over subjects x repetitions, each repetition's
-pooled scores (``eegcrp.training.pooled_metrics``), a Wilcoxon signed-rank test of the
+pooled scores (``eegcrp.stats.pooled_metrics``), a Wilcoxon signed-rank test of the
 per-subject balanced accuracies against chance, and fold wall times.
 
 Usage::
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from eegcrp.training import pooled_metrics
+from eegcrp.stats import pooled_metrics
 
 SCORES = ("accuracy", "balanced_accuracy", "roc_auc")
 
