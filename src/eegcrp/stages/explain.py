@@ -86,6 +86,13 @@ def _explain_one(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.nd
         except Exception as exc:
             raise ExplainError(str(exc)) from None
         model, meta = load_checkpoint(checkpoint, device, sha256=fold["checkpoint_sha256"])
+        if list(meta["ch_names"]) != list(attrs["ch_names"]) or int(meta["n_times"]) != \
+                x.shape[-1]:
+            raise ExplainError(
+                f"{checkpoint.name} was trained on {len(meta['ch_names'])} channels x "
+                f"{meta['n_times']} samples, the prepared data have {x.shape[1]} x "
+                f"{x.shape[-1]}; re-run `eegcrp train` on these data"
+            )
         norm = meta.get("normalization") or {}
         if norm.get("method", "zscore_window") != "zscore_window":
             raise ExplainError(f"{checkpoint.name}: unknown input normalisation {norm}; retrain")
