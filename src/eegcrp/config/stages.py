@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Section as _Section
 
@@ -27,7 +27,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 class ParallelSection(_Section):
     """Where a stage's independent folds run: processes, a Dask cluster or Ray; CPU or CUDA."""
 
-    n_jobs: int = Field(1, description="Folds run in parallel; -1 = one per CPU core.")
+    n_jobs: int = Field(-1, description="Folds run in parallel; -1 = one per CPU core.")
     backend: Literal["loky", "dask", "ray"] = Field(
         "loky", description="joblib backend for n_jobs != 1 (dask/ray need their extras)."
     )
@@ -85,33 +85,87 @@ class TrainingConfig(ParallelSection):
     max_epochs: int = Field(
         300, ge=1, description="Epoch limit (the thesis protocol always trains this many)."
     )
+    min_epochs: int = Field(
+        1, ge=1, description="Epochs before early stopping may pick or stop (a validation "
+        "score of the first epochs is mostly noise).",
+    )
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
-    monitor: Literal["val_loss", "val_accuracy"] = Field(
+    monitor: Literal["val_loss", "val_balanced_accuracy", "val_roc_auc", "val_accuracy"] = Field(
         "val_loss",
-        description="Validation score for early stopping and the restored best epoch. "
-        "Cross-subject validation loss can rise from over-confidence while accuracy still "
-        "improves; val_accuracy (balanced accuracy, i.e. mean recall over classes, which "
-        "equals accuracy for balanced classes; ties broken by lower loss) selects on what is "
-        "reported.",
+        description="Validation score for early stopping and the restored best epoch: the "
+        "class-weighted loss, the balanced accuracy (mean recall over classes; ties broken by "
+        "the lower loss) or the ROC AUC (one-vs-rest for more classes). 'val_accuracy' is the "
+        "former name of val_balanced_accuracy.",
     )
     patience: int = Field(
-        20, ge=1, description="Stop after this many epochs without a lower validation loss."
+        20, ge=1, description="Stop after this many epochs without a better validation score."
     )
-    validation_subjects: int = Field(
-        1, ge=0, description="Training subjects held out per fold for early stopping; 0 = none."
+    validation_subjects: int | float = Field(
+        1, ge=0, description="Training subjects held out per fold for model selection: a "
+        "count, or a fraction in (0, 1) of the training subjects (at least one); 0 = none.",
+    )
+    model_selection: Literal["early_stopping", "inner_cv"] = Field(
+        "early_stopping",
+        description="'early_stopping': stop on the validation subjects and restore the best "
+        "epoch; 'inner_cv': no early stopping, train for a fixed epoch count chosen by an "
+        "inner leave-subjects-out loop on the training subjects only.",
+    )
+    inner_folds: int = Field(
+        3, ge=2, description="Groups of training subjects of the inner loop (inner_cv)."
+    )
+    alignment: Literal["none", "euclidean", "standardize"] = Field(
+        "none",
+        description="Per-subject alignment before the per-window z-score: 'euclidean' whitens "
+        "each subject by the inverse square root of its mean spatial covariance (He & Wu "
+        "2019), 'standardize' scales each channel by its standard deviation; both use the "
+        "held-out subject's own unlabelled windows (transductive).",
     )
     protocol: Literal["default", "thesis"] = Field(
         "default",
         description="'thesis' = fixed max_epochs, no validation, unshuffled, no class weights.",
     )
     threads: int | None = Field(
-        None, ge=1, description="torch threads per fold; null = CPU cores // n_jobs."
+        1, ge=1, description="torch threads per fold (1: fastest per core and robust on a "
+        "busy machine); null = CPU cores // parallel folds.",
     )
     seed: int | None = Field(
         None, ge=0, description="Seed of the folds' splits, weights and batches; null = the "
         "study's seed.",
     )
+
+    @field_validator("monitor")
+    @classmethod
+    def _monitor(cls, value: str) -> str:
+        return "val_balanced_accuracy" if value == "val_accuracy" else value
+
+    @field_validator("validation_subjects")
+    @classmethod
+    def _validation(cls, value: int | float) -> int | float:
+        if isinstance(value, float) and not value.is_integer() and not 0 < value < 1:
+            raise ValueError(
+                f"validation_subjects {value} is neither a count nor a fraction in (0, 1); "
+                "e.g. 2 (subjects) or 0.25 (a quarter of the training subjects)"
+            )
+        return int(value) if float(value).is_integer() else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        if self.min_epochs > self.max_epochs:
+            raise ValueError(f"min_epochs ({self.min_epochs}) exceeds max_epochs "
+                             f"({self.max_epochs}); lower min_epochs")
+        if self.model_selection == "inner_cv" and self.protocol == "thesis":
+            raise ValueError("model_selection 'inner_cv' does not apply to protocol 'thesis' "
+                             "(fixed epochs, no validation); use protocol 'default'")
+        return self
+
+    def n_validation(self, n_training: int) -> int:
+        """Validation subjects for a fold with ``n_training`` subjects besides the test one."""
+        if self.protocol == "thesis" or not self.validation_subjects:
+            return 0
+        if isinstance(self.validation_subjects, float):
+            return max(1, int(round(self.validation_subjects * n_training)))
+        return int(self.validation_subjects)
 # --- end ModelConfig / TrainingConfig -------------------------------------------------
 
 

@@ -28,6 +28,7 @@ from eegcrp.config import ExplainConfig
 from eegcrp.errors import ExplainError
 from eegcrp.store import FoldWriter
 
+from .alignment import SensorLayer
 from .crp import ConceptExplainer, select_samples
 from .spectral import dft_relevance, rfft_freqs, spectrum, stdft_relevance
 
@@ -49,6 +50,10 @@ class FoldData:
         Trial id within the subject (-1 where unknown).
     onset : ndarray of float, shape (n,)
         Seconds from the trial start to the window's first sample (NaN where unknown).
+    sensor : SensorLayer | None
+        For aligned models: the sensor-space windows and the map to ``x``; heatmaps,
+        spectra and DFT relevance are then stored in sensor space
+        (:mod:`eegcrp.relevance.alignment`).
     """
 
     x: np.ndarray
@@ -56,6 +61,7 @@ class FoldData:
     subject: np.ndarray
     trial: np.ndarray
     onset: np.ndarray
+    sensor: SensorLayer | None = None
 
     def __post_init__(self) -> None:
         n = len(self.x)
@@ -136,6 +142,7 @@ def explain_fold(
             "n_times": int(x.shape[-1]),
             "bands": {k: list(v) for k, v in config.bands.items()},
             "short_time": bool(config.short_time),
+            "input_space": "sensor" if data.sensor is not None else "model",
             "input_bounds": list(bounds),
             "device": str(explainer.device),
             "threads": torch.get_num_threads(),
@@ -145,7 +152,8 @@ def explain_fold(
         with FoldWriter(out_path) as writer:
             writer.write_samples(subject=data.subject, trial=data.trial, onset=data.onset,
                                  y=data.y, pred=pred, logits=logits, filter_relevance=totals)
-            heat_total = _phase3(explainer, x, selection, totals, config, out, writer)
+            heat_total = _phase3(explainer, x, selection, totals, config, out, writer,
+                                 data.sensor)
             # Conservation: start -> layer (every window and class), and layer -> input
             # (each selected heatmap against its filter's relevance).
             layer_total = totals.sum(-1).astype(np.float64)  # (n_classes, n)
@@ -253,6 +261,7 @@ def _phase3(
     config: ExplainConfig,
     attrs: dict[str, Any],
     writer: Any,
+    sensor: SensorLayer | None = None,
 ) -> np.ndarray:
     """Conditional heatmaps of the selected windows, their DFT relevance and the summaries,
     streamed to ``writer`` chunk by chunk; returns each heatmap's total."""
@@ -296,6 +305,8 @@ def _phase3(
         rel_tc = att.layer_relevance[index].flatten(1, -2).sum(1).cpu().numpy()
         act_tc = act[index].flatten(1, -2).mean(1).cpu().numpy()
         heat = att.heatmap.cpu().numpy()
+        if sensor is not None:  # aligned model: relevance of the sensor-space windows
+            xb, heat = sensor.to_sensor(ps, xb, heat)
         chunk = {
             "heatmaps": heat,
             "spectral_relevance": dft_relevance(xb, heat),

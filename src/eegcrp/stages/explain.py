@@ -66,6 +66,32 @@ def _fold_file_ok(path: Path, identity: str, checkpoint_sha: str) -> bool:
             and "wall_time_s" in attrs)
 
 
+def _fold_data(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, trial: np.ndarray,
+               onset: np.ndarray, meta: dict[str, Any], ddof: int) -> Any:
+    """The model input of the windows, with the sensor-space layer of an aligned model."""
+    from ..relevance.alignment import SensorLayer
+    from ..relevance.fold import FoldData
+    from ..training import normalize_windows
+    from ..training.alignment import apply_maps
+
+    alignment = meta.get("alignment") or {"method": "none"}
+    if alignment.get("method", "none") == "none":
+        return FoldData(normalize_windows(x, ddof=ddof), y, subjects, trial, onset)
+    maps = {s: np.asarray(m, np.float64) for s, m in alignment["maps"].items()}
+    missing = sorted(set(subjects.tolist()) - set(maps))
+    if missing:
+        raise ExplainError(f"the checkpoint has no alignment map of subject(s) {missing}; "
+                           "re-run `eegcrp train`")
+    aligned = apply_maps(x, subjects, maps)
+    order = sorted(maps)
+    index = np.array([order.index(s) for s in subjects.tolist()])
+    scale = aligned.astype(np.float64).std(axis=(1, 2), ddof=ddof)
+    scale[~(scale > 0)] = 1.0
+    sensor = SensorLayer(np.asarray(x, np.float64), np.stack([maps[s] for s in order]), index,
+                         scale)
+    return FoldData(normalize_windows(aligned, ddof=ddof), y, subjects, trial, onset, sensor)
+
+
 def _explain_one(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.ndarray,
                  subjects: np.ndarray, trial: np.ndarray, onset: np.ndarray,
                  config: ExplainConfig, out_path: Path, attrs: dict[str, Any],
@@ -74,8 +100,8 @@ def _explain_one(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.nd
     import torch
 
     from ..io import load_checkpoint
-    from ..relevance.fold import FoldData, explain_fold
-    from ..training import normalize_windows, resolve_device
+    from ..relevance.fold import explain_fold
+    from ..training import resolve_device
 
     old = torch.get_num_threads()
     if threads:
@@ -96,8 +122,7 @@ def _explain_one(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.nd
         norm = meta.get("normalization") or {}
         if norm.get("method", "zscore_window") != "zscore_window":
             raise ExplainError(f"{checkpoint.name}: unknown input normalisation {norm}; retrain")
-        data = FoldData(normalize_windows(x, ddof=int(norm.get("ddof", 0))), y, subjects,
-                        trial, onset)
+        data = _fold_data(x, y, subjects, trial, onset, meta, int(norm.get("ddof", 0)))
         out = explain_fold(model, data, config, out_path, classes=list(meta["classes"]),
                            sfreq=float(meta["sfreq"]), device=device, attrs=attrs)
     finally:

@@ -169,13 +169,16 @@ def train_model(
     rng: np.random.Generator | None = None,
     n_classes: int | None = None,
     device: torch.device | str | None = None,
+    early_stopping: bool = True,
+    epochs: int | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on already normalised windows.
 
     With validation data (and ``protocol: default``) training stops after ``patience``
     epochs without a better validation score (``config.monitor``: lower loss, or higher
-    accuracy with ties broken by lower loss) and the best epoch's weights are restored;
-    otherwise it runs ``max_epochs`` epochs and keeps the final weights.
+    balanced accuracy or ROC AUC with ties broken by lower loss; no epoch before
+    ``min_epochs`` is picked) and the best epoch's weights are restored; otherwise it runs
+    ``max_epochs`` epochs and keeps the final weights.
 
     Parameters
     ----------
@@ -193,14 +196,18 @@ def train_model(
         Classes (default: ``max(y_train) + 1``).
     device : torch.device | str | None
         Default: ``config.device``.
+    early_stopping : bool
+        False: record the validation scores of every epoch but neither stop nor restore
+        (the inner loop of ``model_selection: inner_cv``).
+    epochs : int | None
+        Train this many epochs instead of ``config.max_epochs``.
 
     Returns
     -------
     dict
-        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``val_balanced_acc`` (per
-        epoch; the training values are averages over the epoch's batches in training mode),
-        ``epochs_trained``,
-        ``best_epoch`` (1-based), ``stopped_early``.
+        ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``, ``val_balanced_acc``,
+        ``val_roc_auc`` (per epoch; the training values are averages over the epoch's batches
+        in training mode), ``epochs_trained``, ``best_epoch`` (1-based), ``stopped_early``.
 
     Notes
     -----
@@ -248,12 +255,13 @@ def train_model(
     eval_batch = max(config.batch_size, 1024)
 
     history: dict[str, Any] = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [],
-                               "val_balanced_acc": []}
+                               "val_balanced_acc": [], "val_roc_auc": []}
+    n_epochs = int(epochs or config.max_epochs)
     best_epoch, best_state = 0, None
     best_score: tuple[float, float] = (float("inf"), float("inf"))
     stopped_early = False
     epoch = 0
-    for epoch in range(1, config.max_epochs + 1):
+    for epoch in range(1, n_epochs + 1):
         model.train()
         order = None if thesis else torch.as_tensor(rng.permutation(n), device=device)
         loss_sum = torch.zeros((), device=device)
@@ -284,15 +292,14 @@ def train_model(
             continue
         val_loss, val_acc, val_logits = _evaluate(model, xv, yv, val_criterion, eval_batch)
         val_bacc = _balanced_accuracy(yv, val_logits.argmax(1))
+        val_auc = _roc_auc(yv, val_logits, n_classes)
         history["val_loss"].append(val_loss)
         history["val_acc"].append(val_acc)
         history["val_balanced_acc"].append(val_bacc)
-        if config.monitor == "val_accuracy":
-            # balanced, like the class-weighted loss: on imbalanced validation subjects plain
-            # accuracy would favour epochs that predict the majority class
-            score = (-val_bacc, val_loss)  # higher accuracy first, then lower loss
-        else:
-            score = (val_loss, 0.0)
+        history["val_roc_auc"].append(val_auc)
+        if not early_stopping or epoch < config.min_epochs:
+            continue
+        score = _selection_score(config.monitor, val_loss, val_bacc, val_auc)
         if score < best_score:
             best_score, best_epoch = score, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -306,6 +313,33 @@ def train_model(
     model.eval()
     history.update(epochs_trained=epoch, best_epoch=best_epoch, stopped_early=stopped_early)
     return history
+
+
+def _selection_score(monitor: str, loss: float, bacc: float, auc: float
+                     ) -> tuple[float, float]:
+    """Lower is better: the monitored score first, ties broken by the lower loss."""
+    if monitor == "val_balanced_accuracy":
+        # balanced, like the class-weighted loss: on imbalanced validation subjects plain
+        # accuracy would favour epochs that predict the majority class
+        return (-bacc, loss)
+    if monitor == "val_roc_auc":
+        return (-auc if np.isfinite(auc) else 0.0, loss)
+    return (loss, 0.0)
+
+
+def _roc_auc(y: torch.Tensor, logits: torch.Tensor, n_classes: int) -> float:
+    """ROC AUC of the validation logits (one-vs-rest for more classes); NaN for one class."""
+    from sklearn.metrics import roc_auc_score
+
+    y_np = y.cpu().numpy()
+    if len(np.unique(y_np)) < 2:
+        return float("nan")
+    proba = torch.softmax(logits.double(), dim=1).cpu().numpy()
+    if n_classes == 2:
+        return float(roc_auc_score(y_np, proba[:, 1]))
+    present = np.unique(y_np)
+    sub = proba[:, present] / proba[:, present].sum(1, keepdims=True)
+    return float(roc_auc_score(y_np, sub, multi_class="ovr", labels=list(present)))
 
 
 def _balanced_accuracy(y: torch.Tensor, pred: torch.Tensor) -> float:
