@@ -253,7 +253,7 @@ def test_bciciv2b_in_band_high_pass_runs_on_each_epoch() -> None:
     rec, cfg = _bci(l_freq=10.0)
     out = Preprocessor(cfg).process(rec)
     (note,) = out.notes
-    assert "the 10 Hz high-pass filter (" in note and "run(s) on each whole epoch" in note
+    assert "the 10 Hz high-pass filter (" in note and "FIR) runs on each whole epoch" in note
     assert "60 Hz low-pass and the 50 Hz notch are skipped" in note
     epochs = np.stack([seg.get_data() for seg in rec.segments])
     filtered = mne.filter.filter_data(epochs, 250.0, 10.0, None, verbose="error")

@@ -195,6 +195,7 @@ def test_corrupt_cache_file_is_recomputed_with_a_warning(
     assert "recomputing subject S02" in caplog.text
     np.testing.assert_array_equal(second["S02"].get_data(), first["S02"].get_data())
     assert prepare(cfg, progress=False).info["cache_hits"] == 3  # repaired
+    assert not [n for n in _cached_files(cache_folder(cfg)) if n.startswith(".tmp-")]
 
 
 def test_unreadable_sidecar_is_recomputed(tmp_path: Path, caplog) -> None:
@@ -244,6 +245,27 @@ def test_window_longer_than_every_trial_names_the_trial_length(tmp_path, caplog)
         prepare(cfg, progress=False)
     assert "shorter than preprocessing.window" in caplog.text and "is dropped" in caplog.text
     assert _cached_files(cache_folder(cfg)) == []
+
+
+@pytest.mark.realdata
+def test_car_on_bipolar_channels_is_refused_before_anything_is_written(tmp_path) -> None:
+    cfg = _bci_config(tmp_path, car=True)
+    with pytest.raises(DataError, match=r"are bipolar derivations; their average is no "
+                                        r"reference.*--set preprocessing.car=false"):
+        prepare(cfg, progress=False)
+    assert _cached_files(cache_folder(cfg)) == []
+
+
+def test_stale_temporary_files_are_removed(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    folder = cache_folder(cfg)
+    folder.mkdir(parents=True)
+    stale, fresh = folder / ".tmp-old-epo.fif", folder / ".tmp-new-epo.fif"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    os.utime(stale, (stale.stat().st_atime - 7200, stale.stat().st_mtime - 7200))
+    prepare(cfg, progress=False)
+    assert not stale.exists() and fresh.exists()  # a fresh one may be another writer's
 
 
 def test_window_longer_than_simulated_trials_names_the_loader_fix(tmp_path) -> None:

@@ -20,9 +20,11 @@ against it (a truncated or corrupt file is logged and recomputed, never used).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,7 +34,7 @@ import mne
 
 from ..config import StudyConfig, config_hash
 from ..data.base import BaseLoader, DataError, EEGDataset
-from ..io import atomic_path, sha256_file, write_json_atomic
+from ..io import TMP_PREFIX, atomic_path, sha256_file, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ __all__ = [
     "code_hash",
     "load_continuous",
     "package_version",
+    "remove_stale_temporary",
 ]
 
 #: Version of the file layout and sidecar schema (content changes are in the code hash).
@@ -83,6 +86,20 @@ def cache_key(config: StudyConfig) -> str:
 def cache_folder(config: StudyConfig) -> Path:
     """Folder holding the cached windows and continuous data of this configuration."""
     return config.resolved_cache_dir() / f"{config.dataset.kind}-{cache_key(config)}"
+
+
+def remove_stale_temporary(folder: Path, older_than: float = 3600.0) -> int:
+    """Delete temporary files a killed writer left in ``folder`` (only old ones: another
+    process may be writing into the same cache right now); returns how many."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for item in folder.glob(f"{TMP_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if time.time() - item.stat().st_mtime > older_than:
+                item.unlink()
+                removed += 1
+    return removed
 
 
 def _files_hash(paths: list[Path]) -> str:

@@ -233,8 +233,9 @@ class Preprocessor:
         if skipped:
             listed = skipped[0] if len(skipped) == 1 else \
                 f"{', '.join(skipped[:-1])} and {skipped[-1]}"
-            text += (f": {listed} are skipped, since they lie outside that band and on epochs "
-                     "without context would only distort the epoch edges")
+            verb = "is" if len(skipped) == 1 else "are"
+            text += (f": {listed} {verb} skipped, since outside that band they change nothing "
+                     "and on epochs without context they would only distort the epoch edges")
         applied = []
         if l_freq is not None or h_freq is not None:
             length = len(mne.filter.create_filter(None, sfreq, l_freq, h_freq,
@@ -246,8 +247,9 @@ class Preprocessor:
         if notch:
             applied.append(f"the {_hz(notch)} Hz notch")
         if applied:
-            text += (f"; {' and '.join(applied)} run(s) on each whole epoch, so its first and "
-                     "last samples carry edge transients")
+            verb = "runs" if len(applied) == 1 else "run"
+            text += (f"; {' and '.join(applied)} {verb} on each whole epoch, so the first and "
+                     "last samples of every epoch carry edge transients")
         else:
             text += "; the epochs are only resampled"
         notes.append(text)

@@ -12,7 +12,7 @@ import numpy as np
 from ..config import StudyConfig
 from ..data.base import BaseLoader, DataError, EEGDataset
 from ..data.registry import get_loader
-from ..io import remove_temporary, write_json_atomic
+from ..io import write_json_atomic
 from .cache import (
     CACHE_LAYOUT,
     CacheEntry,
@@ -20,6 +20,7 @@ from .cache import (
     cache_key,
     code_hash,
     package_version,
+    remove_stale_temporary,
 )
 from .core import Preprocessor, TrialsTooShortError
 
@@ -63,7 +64,7 @@ def prepare(
     pre = Preprocessor(config.preprocessing)
     folder = cache_folder(config)
     key = cache_key(config)
-    remove_temporary(folder)
+    remove_stale_temporary(folder)
     epochs: dict[str, mne.BaseEpochs] = {}
     cache_files: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
