@@ -54,7 +54,7 @@ _LAZY = {
     "prepare": ("eegcrp.preprocessing", "prepare"),
     "run_all": ("eegcrp.stages", "run_all"),
     "run_stage": ("eegcrp.stages", "run_stage"),
-    "simulate": ("eegcrp.simulate", "simulate"),
+    "simulate": ("eegcrp.data.simulate", "simulate"),
 }
 
 

@@ -16,8 +16,9 @@ import scipy.io
 
 from eegcrp.config import FolderConfig
 from eegcrp.data.base import DataError
-from eegcrp.data.folder import FolderLoader, read_xdf
+from eegcrp.data.folder import FolderLoader
 from eegcrp.data.registry import get_loader
+from eegcrp.data.xdf import read_xdf
 
 SFREQ = 128.0
 SECONDS = 20.0
@@ -264,7 +265,7 @@ def test_xdf_reader(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     np.testing.assert_allclose(raw.annotations.onset, [t for t, _ in MARKERS], atol=1e-6)
     # without labels: Ch1..ChN (assumed µV), to be renamed by the user
     _write_xdf(tmp_path / "nolabels.xdf", labels=False)
-    with caplog.at_level(logging.WARNING, logger="eegcrp.data.folder"):
+    with caplog.at_level(logging.WARNING, logger="eegcrp.data.xdf"):
         raw = read_xdf(tmp_path / "nolabels.xdf", marker_stream="Triggers")
     assert raw.ch_names == ["Ch1", "Ch2", "Ch3", "Ch4"]
     assert "naming them Ch1..Ch4" in caplog.text

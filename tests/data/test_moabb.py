@@ -69,7 +69,7 @@ def test_loads_fake_dataset() -> None:
     assert dataset.event_id == {"left_hand": 1, "right_hand": 2}
     assert dataset.ch_names == CHANNELS
     assert dataset.sfreq == 128.0
-    assert dataset.n_times == 3 * 128 + 1  # MOABB epochs 0..3 s including the end sample
+    assert dataset.n_times == 3 * 128  # trials 0..3 s, end sample excluded (MOABB keeps it)
     assert dataset.info["dataset"] == "FakeDataset"
     summary = dataset.summary()
     # 2 sessions x 1 run x 8 events, alternating classes
@@ -83,11 +83,38 @@ def test_loads_fake_dataset() -> None:
     locs = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
     assert np.all(np.isfinite(locs)) and np.all(np.linalg.norm(locs, axis=1) > 0.05)
     X, y, groups = dataset.get_data()
-    assert X.shape == (48, len(CHANNELS), 385)
-    # volts: MOABB draws 2e-5 V noise, LeftRightImagery keeps the 8-32 Hz part (~61 %)
-    assert 0.8e-5 < X.std() < 1.6e-5
+    assert X.shape == (48, len(CHANNELS), 384)
+    # volts: MOABB draws 2e-5 V noise; the raw trials are unfiltered (the paradigm's 8-32 Hz
+    # band-pass is not applied: eegcrp filters the continuous runs itself)
+    assert 1.8e-5 < X.std() < 2.2e-5
     assert np.bincount(y).tolist() == [24, 24]
     assert list(np.unique(groups)) == ["S01", "S02", "S03"]
+
+
+def test_recording_holds_the_continuous_runs() -> None:
+    loader = MOABBLoader(_config(subjects=[1]))
+    rec = loader.load_recording("S01")
+    # 2 sessions x 1 run of 40 s, the stim channel dropped, 8 trials per run
+    assert len(rec.segments) == 2 and not rec.epoched
+    assert [seg.n_times for seg in rec.segments] == [40 * 128] * 2
+    assert rec.ch_names == CHANNELS and rec.duration == 3.0
+    assert rec.trials.groupby("segment").size().tolist() == [8, 8]
+    assert list(rec.trials["session"].unique()) == ["0", "1"]
+    # trial onsets are the stim events of each run (interval starts at 0 s)
+    runs = loader.dataset.get_data(subjects=[1])[1]
+    raw = next(iter(next(iter(runs.values())).values()))
+    events = mne.find_events(raw, shortest_event=0, verbose="error")
+    first = rec.trials[rec.trials["segment"] == 0]
+    np.testing.assert_allclose(first["onset"], (events[:, 0] - raw.first_samp) / 128)
+    assert first["label"].tolist() == [
+        {v: k for k, v in loader.dataset.event_id.items()}[c] for c in events[:, 2]]
+    # prepare filters those runs: 8 trials -> 8 windows of 3 s per run
+    from eegcrp.config import StudyConfig
+    from eegcrp.preprocessing import Preprocessor
+
+    out = Preprocessor(StudyConfig(dataset=_config()).preprocessing).process(rec)
+    assert out.windows.get_data().shape == (16, len(CHANNELS), 384)
+    assert out.continuous.n_times == 2 * 40 * 128
 
 
 def test_single_subject_and_selection() -> None:

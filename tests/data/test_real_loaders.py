@@ -9,6 +9,7 @@ import pytest
 
 from eegcrp.config import load_config
 from eegcrp.data import DataError, get_loader
+from eegcrp.data.base import is_bipolar
 from tests.conftest import real_folder
 
 
@@ -16,6 +17,7 @@ def _loader(kind: str, **params):
     return get_loader(load_config({"dataset": {"kind": kind, **params}}).dataset)
 
 
+@pytest.mark.realdata
 def test_bciciv2b_all_subjects() -> None:
     real_folder("bciciv2b_epoched")
     ds = _loader("bciciv2b").load()
@@ -26,10 +28,12 @@ def test_bciciv2b_all_subjects() -> None:
     assert (table["left_hand"] == 180).all() and (table["right_hand"] == 180).all()
     ep = ds["B03"]
     assert list(ep.metadata["session"].unique()) == ["01T", "02T", "03T"]
+    assert is_bipolar(ep.info)
     # units are volts: tens of microvolts at most after the source's 8-30 Hz filter
     assert 1e-7 < np.std(ep.get_data()) < 1e-4
 
 
+@pytest.mark.realdata
 def test_bciciv2b_session_selection_and_label_sanity() -> None:
     real_folder("bciciv2b_epoched")
     ds = _loader("bciciv2b", subjects=[1], sessions=["02T"]).load()
@@ -45,6 +49,7 @@ def test_bciciv2b_session_selection_and_label_sanity() -> None:
     assert lat[y == 1].mean() < lat[y == 2].mean()
 
 
+@pytest.mark.realdata
 def test_bciciv2b_missing_session_and_subject() -> None:
     real_folder("bciciv2b_epoched")
     with pytest.raises(DataError, match=r"no subject .* has all sessions"):
@@ -53,6 +58,7 @@ def test_bciciv2b_missing_session_and_subject() -> None:
         _loader("bciciv2b", subjects=[12]).subject_ids()
 
 
+@pytest.mark.realdata
 def test_bciciv2b_corrupt_and_wrong_files(tmp_path) -> None:
     src = real_folder("bciciv2b_epoched")
     data = (src / "B0101T.mat").read_bytes()
@@ -80,6 +86,7 @@ def test_empty_or_missing_folder(tmp_path) -> None:
         _loader("eegmat", path=str(tmp_path / "missing")).subject_ids()
 
 
+@pytest.mark.realdata
 def test_eegmat_all_subjects() -> None:
     real_folder("eegmat_arithmetic_21ch")
     loader = _loader("eegmat")
@@ -93,8 +100,16 @@ def test_eegmat_all_subjects() -> None:
     table = ds.summary()
     # rest 182 s (S04: 170, S10: 188) -> 6/5/6 trials of 30 s; arithmetic 62 s -> 2
     assert table["rest"].tolist() == [6, 5, 6] and (table["arithmetic"] == 2).all()
+    # each file is one continuous segment; trials are consecutive 30-s pieces of it
+    rec = loader.load_recording("S04")
+    assert [seg.n_times for seg in rec.segments] == [170 * 500, 62 * 500]
+    assert rec.trials["onset"].tolist() == [0, 30, 60, 90, 120, 0, 30]
+    assert rec.trials["piece"].tolist() == [0, 1, 2, 3, 4, 0, 1]
+    assert rec.trials["file"].tolist() == ["Subject04_1.edf"] * 5 + ["Subject04_2.edf"] * 2
+    assert not is_bipolar(rec.segments[0].info) and rec.line_freq == 50.0
 
 
+@pytest.mark.realdata
 def test_eegmat_balance_and_truncated_file(tmp_path) -> None:
     src = real_folder("eegmat_arithmetic_21ch")
     ds = _loader("eegmat", subjects=[1], balance=True).load()
@@ -106,19 +121,54 @@ def test_eegmat_balance_and_truncated_file(tmp_path) -> None:
         _loader("eegmat", path=str(tmp_path)).load()
 
 
+#: T1 (left) and T2 (right) imagery trials per subject, from the folder's MANIFEST.md.
+EEGMMIDB_COUNTS = {"S001": (23, 22), "S002": (23, 22), "S003": (23, 22), "S004": (23, 22),
+                   "S005": (21, 24), "S006": (24, 21), "S007": (23, 22), "S008": (22, 23),
+                   "S009": (24, 21), "S010": (24, 21)}
+
+
+@pytest.mark.realdata
+def test_eegmmidb_ten_subjects() -> None:
+    real_folder("eegmmidb_mi")
+    loader = _loader("eegmmidb")
+    assert loader.path.name == "eegmmidb_mi"
+    assert loader.subject_ids() == list(EEGMMIDB_COUNTS)
+    for subject, (left, right) in EEGMMIDB_COUNTS.items():
+        rec = loader.load_recording(subject)
+        counts = rec.trials["label"].value_counts()
+        assert (counts["left_fist"], counts["right_fist"]) == (left, right), subject
+    # the last subject's runs: continuous segments, 64 standard channels, 160 Hz, 60 Hz mains
+    assert len(rec.segments) == 3 and not rec.epoched and rec.sfreq == 160.0
+    assert len(rec.ch_names) == 64 and {"FC5", "Cz", "Iz"} <= set(rec.ch_names)
+    assert rec.line_freq == 60.0 and rec.duration == 4.0
+    assert rec.trials["run"].value_counts().to_dict() == {4: 15, 8: 15, 12: 15}
+    assert all(seg.n_times >= 120 * 160 for seg in rec.segments)
+
+
+@pytest.mark.realdata
 def test_eegmmidb_flat_layout() -> None:
-    real_folder("eegmmidb_S001")
-    ds = _loader("eegmmidb").load()
+    real_folder("eegmmidb_mi")
+    ds = _loader("eegmmidb", subjects=[1]).load()
     assert ds.subjects == ["S001"] and ds.sfreq == 160.0 and len(ds.ch_names) == 64
     assert ds.n_times == 640 and ds.mains_freq == 60.0
     table = ds.summary()
     assert (table.loc["S001", "left_fist"], table.loc["S001", "right_fist"]) == (23, 22)
-    assert {"FC5", "Cz", "Iz"} <= set(ds.ch_names)
     assert ds["S001"].metadata["run"].value_counts().to_dict() == {4: 15, 8: 15, 12: 15}
+    # raw trials are cuts of the EDF at the T1/T2 annotations (tmin 0, 4 s)
+    import mne
+
+    raw = mne.io.read_raw_edf(real_folder("eegmmidb_mi") / "S001R04.edf", preload=True,
+                              verbose="error")
+    onset = next(o for o, d in zip(raw.annotations.onset, raw.annotations.description,
+                                   strict=True) if d in ("T1", "T2"))
+    start = int(round(onset * 160))
+    np.testing.assert_allclose(ds["S001"].get_data()[0],
+                               raw.get_data(picks="eeg")[:, start:start + 640])
 
 
+@pytest.mark.realdata
 def test_eegmmidb_eegbci_layout(tmp_path) -> None:
-    src = real_folder("eegmmidb_S001")
+    src = real_folder("eegmmidb_mi")
     nested = tmp_path / "MNE-eegbci-data" / "files" / "eegmmidb" / "1.0.0" / "S001"
     nested.mkdir(parents=True)
     for run in (4, 8):

@@ -142,14 +142,14 @@ class FolderConfig(_DatasetBase):
         return self
 
 
-# --- SimulatedConfig: owned by the simulator (eegcrp.simulate) -----------------------
+# --- SimulatedConfig: owned by the simulator (eegcrp.data.simulate) ------------------
 #: Classes of each simulated paradigm (event codes 1, 2 in this order).
 SIMULATED_CLASSES: dict[str, tuple[str, str]] = {
     "motor_imagery": ("left_hand", "right_hand"),
     "auditory_attention": ("left_ear", "right_ear"),
     "internal_attention": ("internal", "external"),
 }
-#: Channel presets of the simulator (the lists live in :mod:`eegcrp.simulate`).
+#: Channel presets of the simulator (the lists live in :mod:`eegcrp.data.simulate`).
 SIMULATED_CHANNEL_PRESETS = ("standard_64", "actichamp_32", "10-20_19", "c3cz_c4")
 
 
@@ -174,7 +174,7 @@ class SimulatedConfound(_Section):
 
 
 class SimulatedConfig(_DatasetBase):
-    """Simulated multi-subject EEG with known neural correlates (see :mod:`eegcrp.simulate`)."""
+    """Simulated multi-subject EEG with known neural correlates (:mod:`eegcrp.data.simulate`)."""
 
     kind: Literal["simulated"] = "simulated"
     paradigm: Literal["motor_imagery", "auditory_attention", "internal_attention"] = (
@@ -182,7 +182,11 @@ class SimulatedConfig(_DatasetBase):
     )
     n_subjects: int = Field(10, ge=1, le=999)
     n_trials: int = Field(60, ge=2, description="Trials per subject (balanced classes).")
-    seed: int = Field(0, ge=0, description="Master seed; subject k uses (seed, k).")
+    seed: int | None = Field(
+        None, ge=0,
+        description="Master seed; subject k uses (seed, k). null = the study's top-level seed "
+        "(StudyConfig replaces it before loading; 0 for a bare dataset section).",
+    )
     channels: str | list[str] = Field(
         "standard_64",
         description="Preset (standard_64, actichamp_32, 10-20_19, c3cz_c4) or a list of "
@@ -190,6 +194,12 @@ class SimulatedConfig(_DatasetBase):
     )
     sfreq: float = Field(256.0, ge=64, le=2048, description="Sampling frequency in Hz.")
     trial_duration: float = Field(4.0, gt=0, le=60, description="Trial length in seconds.")
+    margin: float = Field(
+        5.0, ge=0, le=120,
+        description="Seconds of continuous signal before the first and after the last trial "
+        "(trials follow each other without pause), so that filters see real context: at "
+        "least half the longest filter, e.g. 1.65 s for a 1 Hz high-pass (1.65 / l_freq s).",
+    )
     effect_window: tuple[float, float] = Field(
         (0.5, 3.5), description="Start and end (s from trial onset) of the task effect."
     )

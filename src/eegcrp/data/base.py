@@ -1,9 +1,11 @@
-"""Dataset type shared by every loader, and the checks every loader's output passes.
+"""Dataset type shared by every loader, the loader base class and the input checks.
 
-An :class:`EEGDataset` is an ordered set of subjects, each an :class:`mne.Epochs` with a
-montage, the dataset's ``event_id`` (class name -> code) and a metadata table whose
-``subject`` column names the subject of every epoch. Loaders build it from files on disk;
-:mod:`eegcrp.preprocessing` turns its trials into fixed-length windows.
+A loader (:class:`BaseLoader`) returns per subject a :class:`~eegcrp.data.recording.Recording`:
+the continuous source data plus where the trials lie. :mod:`eegcrp.preprocessing` filters
+it, resamples it and cuts fixed-length windows; :meth:`BaseLoader.load` instead cuts the
+raw trials. Either way the result is an :class:`EEGDataset`, an ordered set of subjects,
+each an :class:`mne.Epochs` with a montage, the dataset's ``event_id`` (class name -> code)
+and a metadata table whose ``subject`` column names the subject of every epoch.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .montage import is_bipolar, make_montage, mark_bipolar, set_montage_strict
+from .recording import Recording
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +33,13 @@ __all__ = [
     "BaseLoader",
     "DataError",
     "EEGDataset",
+    "Recording",
     "check_finite",
+    "is_bipolar",
     "make_epochs",
     "make_montage",
+    "make_segment",
+    "mark_bipolar",
     "set_montage_strict",
 ]
 
@@ -221,42 +229,6 @@ def check_finite(data: np.ndarray, where: str) -> None:
         )
 
 
-# MNE 1.13 renamed the template montages (standard_* -> colin27_*) and deprecated the old
-# names; configs keep the names researchers know and we translate when the new ones exist.
-_MONTAGE_ALIASES = {"standard_1005": "colin27_1005", "standard_1020": "colin27_1020"}
-
-
-def make_montage(name: str, where: str = "montage") -> mne.channels.DigMontage:
-    """Build a template montage by name, accepting the classic ``standard_10xx`` names."""
-    builtin = mne.channels.get_builtin_montages()
-    resolved = _MONTAGE_ALIASES.get(name, name)
-    if resolved not in builtin:
-        resolved = name
-    if resolved not in builtin:
-        raise DataError(
-            f"{where}: unknown montage {name!r}; use 'standard_1005', 'standard_1020' or one "
-            f"of {builtin}"
-        )
-    return mne.channels.make_standard_montage(resolved)
-
-
-def set_montage_strict(
-    inst: mne.io.BaseRaw | mne.BaseEpochs, montage: str | mne.channels.DigMontage, where: str
-) -> None:
-    """Set a montage, failing with the unknown channel names instead of MNE's generic error."""
-    if isinstance(montage, str):
-        montage = make_montage(montage, where)
-    eeg = [inst.ch_names[i] for i in mne.pick_types(inst.info, eeg=True, exclude=())]
-    known = {name.lower() for name in montage.ch_names}
-    unknown = [name for name in eeg if name.lower() not in known]
-    if unknown:
-        raise DataError(
-            f"{where}: channel(s) {unknown} have no position in the montage; rename them to "
-            "10-05 names (dataset.rename), drop them (dataset.channels) or pick another montage"
-        )
-    inst.set_montage(montage, match_case=False, on_missing="raise")
-
-
 def make_epochs(
     data: np.ndarray,
     *,
@@ -331,12 +303,32 @@ def make_epochs(
     return epochs
 
 
+def make_segment(
+    raw: mne.io.BaseRaw,
+    *,
+    montage: str | mne.channels.DigMontage | None,
+    line_freq: float | None,
+    where: str,
+) -> mne.io.BaseRaw:
+    """Finish one continuous segment for a :class:`Recording`: montage and ``line_freq``.
+
+    ``raw`` (preloaded, EEG channels only, volts) is modified in place and returned.
+    """
+    if montage is not None:
+        set_montage_strict(raw, montage, where)
+    with raw.info._unlock():
+        raw.info["line_freq"] = None if line_freq is None else float(line_freq)
+    return raw
+
+
 class BaseLoader(ABC):
-    """A source of multi-subject trial epochs.
+    """A source of multi-subject EEG recordings.
 
     Subclasses set :attr:`name`, :attr:`task`, :attr:`default_folder` and
     :attr:`mains_freq`, and implement :meth:`subject_ids`, :meth:`files` and
-    :meth:`load_subject`. :meth:`load` runs them for every subject.
+    :meth:`load_recording` (continuous segments plus a trials table, see
+    :class:`~eegcrp.data.recording.Recording`). :meth:`load_subject` cuts one subject's raw
+    trials, :meth:`load` those of every subject.
     """
 
     name: ClassVar[str]
@@ -344,6 +336,9 @@ class BaseLoader(ABC):
     default_folder: ClassVar[str] = ""
     #: Mains frequency of the recording site (Hz), or None when it depends on the data.
     mains_freq: ClassVar[float | None] = None
+    #: How a user can lengthen this source's trials (named when they are shorter than a
+    #: window); None when the source fixes the trial length.
+    trial_length_hint: ClassVar[str | None] = None
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -388,8 +383,16 @@ class BaseLoader(ABC):
         """Files read for one subject (used for the cache key)."""
 
     @abstractmethod
+    def load_recording(self, subject: str) -> Recording:
+        """One subject's continuous segments and trials, validated."""
+
     def load_subject(self, subject: str) -> mne.BaseEpochs:
-        """Trial epochs of one subject, with montage, event_id and metadata."""
+        """Raw (unfiltered) trial epochs of one subject, with montage, event_id, metadata."""
+        return self.load_recording(subject).to_epochs()
+
+    def dataset_info(self, subjects: Sequence[str] | None = None) -> dict[str, Any]:
+        """Extra provenance for ``EEGDataset.info`` (e.g. the simulator's ground truth)."""
+        return {}
 
     def _select(self, available: Mapping[int, str]) -> list[str]:
         """Apply ``config.subjects`` (numbers) to {number: id}; error on unknown numbers."""
@@ -410,12 +413,12 @@ class BaseLoader(ABC):
         return [available[k] for k in wanted]
 
     def load(self, subjects: Sequence[str] | None = None, progress: bool = False) -> EEGDataset:
-        """Load trial epochs of all (or the given) subjects into an :class:`EEGDataset`."""
+        """Raw trial epochs of all (or the given) subjects as an :class:`EEGDataset`."""
         from tqdm.auto import tqdm
 
         ids = self.subject_ids() if subjects is None else list(subjects)
         epochs = {}
         for sid in tqdm(ids, desc=f"load {self.name}", disable=not progress, unit="subject"):
             epochs[sid] = self.load_subject(sid)
-        return EEGDataset(self.name, epochs, self.task, self.site_mains_freq(),
-                          info={"path": str(self.path)})
+        info = {"path": str(self.path), **self.dataset_info(ids)}
+        return EEGDataset(self.name, epochs, self.task, self.site_mains_freq(), info=info)

@@ -2,7 +2,19 @@
 
 Layout: one file per subject and session, ``B<ss><nn><T|E>.mat`` (``B0101T.mat`` = subject 1,
 session 01, training). Each holds ``data`` (time x channel x trial, µV, 250 Hz) and ``label``
-(1 = left hand, 2 = right hand). Channels are the bipolar derivations C3, Cz, C4.
+(1 = left hand, 2 = right hand). Channels are the bipolar derivations C3, Cz, C4: they are
+marked as such (coil type ``FIFFV_COIL_EEG_BIPOLAR``, see :func:`eegcrp.data.is_bipolar`) and
+placed at the C3/Cz/C4 positions of the 10-05 template (the centres of the derivations), so
+``preprocessing.car: true`` is refused (an average over bipolar derivations is no reference).
+
+Epoched source: the files hold only 4-s epochs, already band-passed by the source to about
+8-30 Hz (PSD more than three orders of magnitude lower below 6 Hz and above 30 Hz, see the
+data's MANIFEST). The loader therefore returns an *epoched* recording (each trial its own
+segment, ``epoched=True``) and declares ``prefiltered=(8.0, 30.0)``. Preprocessing then
+skips every filter step that lies outside that band (the default 1 Hz high-pass, 60 Hz
+low-pass and 50 Hz notch): they would change nothing in the band but, run on 4-s epochs
+without context, the 3.3-s high-pass FIR would distort every epoch. Steps inside the band
+(e.g. ``l_freq: 10``) run on each whole epoch; preprocessing states which in ``notes``.
 
 Reference: Leeb et al., BCI Competition 2008 - Graz data set B.
 """
@@ -17,7 +29,8 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from .base import BaseLoader, DataError, make_epochs
+from .base import BaseLoader, DataError, Recording, make_montage
+from .montage import mark_bipolar
 
 __all__ = ["BCIIV2bLoader"]
 
@@ -25,6 +38,8 @@ _FILE = re.compile(r"^B(\d{2})(\d{2}[TE])\.mat$")
 CHANNELS = ["C3", "Cz", "C4"]
 EVENT_ID = {"left_hand": 1, "right_hand": 2}
 SFREQ = 250.0
+#: Pass band the source applied (inferred from the data, see the module docstring).
+PREFILTERED = (8.0, 30.0)
 
 
 class BCIIV2bLoader(BaseLoader):
@@ -59,25 +74,32 @@ class BCIIV2bLoader(BaseLoader):
             raise DataError(f"bciciv2b: subject {subject} lacks sessions {missing} in {self.path}")
         return [found[s] for s in self.config.sessions]
 
-    def load_subject(self, subject: str) -> mne.BaseEpochs:
+    def load_recording(self, subject: str) -> Recording:
         arrays, labels, sessions = [], [], []
         for path, session in zip(self.files(subject), self.config.sessions, strict=True):
             data, label = _read_mat(path)
             arrays.append(data)
             labels.extend("left_hand" if v == 1 else "right_hand" for v in label)
             sessions.extend([session] * len(label))
-        return make_epochs(
+        return Recording.from_trials(
             np.concatenate(arrays),
-            ch_names=CHANNELS,
-            sfreq=SFREQ,
-            labels=labels,
-            event_id=EVENT_ID,
-            subject=subject,
-            montage="standard_1005",
+            self._info(),
+            labels,
+            EVENT_ID,
+            subject,
             metadata=pd.DataFrame({"session": sessions}),
+            prefiltered=PREFILTERED,
             source=str(self.path),
-            line_freq=self.site_mains_freq(),
-        )
+        ).validate()
+
+    def _info(self) -> mne.Info:
+        """C3/Cz/C4 at 250 Hz: bipolar, template positions, the site's mains frequency."""
+        info = mne.create_info(CHANNELS, SFREQ, "eeg")
+        info.set_montage(make_montage("standard_1005"), verbose="error")
+        mark_bipolar(info)
+        with info._unlock():
+            info["line_freq"] = self.site_mains_freq()
+        return info
 
 
 def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:

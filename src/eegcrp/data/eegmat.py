@@ -6,8 +6,10 @@ has 19 scalp channels of the 10-20 system named ``EEG Fp1`` ..., plus ``EEG A2-A
 reference difference) and ``ECG ECG``, at 500 Hz, recorded in Ukraine (50 Hz mains).
 
 Loading strips the ``EEG`` prefix, maps the old names T3/T4/T5/T6 to T7/T8/P7/P8, types the
-ECG channel ``ecg`` and ``A2-A1`` ``misc`` and excludes both, and cuts each recording into
-consecutive trials of ``trial_duration`` seconds (windows are cut later, inside trials).
+ECG channel ``ecg`` and ``A2-A1`` ``misc`` and excludes both. Each file is one continuous
+segment; its trials are consecutive pieces of ``trial_duration`` seconds from its start
+(windows are cut later, inside trials). Metadata: ``file`` (file name) and ``piece`` (index
+of the trial within its file).
 
 Reference: Zyma et al., "Electroencephalograms during Mental Arithmetic Task Performance",
 Data 4(1):14, 2019.
@@ -23,7 +25,7 @@ import mne
 import numpy as np
 import pandas as pd
 
-from .base import BaseLoader, DataError, make_epochs
+from .base import BaseLoader, DataError, Recording, make_segment
 
 __all__ = ["EEGMATLoader"]
 
@@ -42,6 +44,7 @@ class EEGMATLoader(BaseLoader):
     task = "internal_attention"
     default_folder = "eegmat_arithmetic_21ch"
     mains_freq = 50.0  # Kyiv, Ukraine
+    trial_length_hint = "raise dataset.trial_duration"
 
     def _index(self) -> dict[int, dict[str, Path]]:
         return self._scan(_FILE)
@@ -63,50 +66,40 @@ class EEGMATLoader(BaseLoader):
             )
         return [found["1"], found["2"]]
 
-    def load_subject(self, subject: str) -> mne.BaseEpochs:
-        trials, labels, parts = [], [], []
-        ch_names: list[str] | None = None
-        sfreq = None
+    def load_recording(self, subject: str) -> Recording:
+        segments: list[mne.io.BaseRaw] = []
+        rows: list[dict[str, object]] = []
+        duration = self.config.trial_duration
         for path in self.files(subject):
             label = _CLASS_OF_FILE[_FILE.match(path.name)[2]]
             raw = _read_scalp(path)
-            if ch_names is None:
-                ch_names, sfreq = raw.ch_names, raw.info["sfreq"]
-            elif raw.ch_names != ch_names or raw.info["sfreq"] != sfreq:
+            if segments and (raw.ch_names != segments[0].ch_names
+                             or raw.info["sfreq"] != segments[0].info["sfreq"]):
+                first = segments[0]
                 raise DataError(
                     f"{path}: channels {raw.ch_names} at {raw.info['sfreq']} Hz differ from the "
-                    f"subject's other file ({ch_names} at {sfreq} Hz)"
+                    f"subject's other file ({first.ch_names} at {first.info['sfreq']} Hz)"
                 )
-            data = raw.get_data()
-            n = int(round(self.config.trial_duration * sfreq))
-            n_trials = data.shape[1] // n
+            n = int(round(duration * raw.info["sfreq"]))
+            n_trials = raw.n_times // n
             if n_trials == 0:
                 raise DataError(
-                    f"{path}: recording ({data.shape[1] / sfreq:.1f} s) is shorter than "
-                    f"dataset.trial_duration ({self.config.trial_duration} s); lower it"
+                    f"{path}: recording ({raw.n_times / raw.info['sfreq']:.1f} s) is shorter "
+                    f"than dataset.trial_duration ({duration} s); lower it"
                 )
-            trials.append(data[:, : n_trials * n].reshape(len(ch_names), n_trials, n)
-                          .transpose(1, 0, 2))
-            labels.extend([label] * n_trials)
-            parts.extend(range(n_trials))
-        data = np.concatenate(trials)
-        labels_arr = np.asarray(labels)
-        meta = pd.DataFrame({"segment": parts})
+            rows.extend(
+                {"segment": len(segments), "onset": k * n / raw.info["sfreq"], "label": label,
+                 "file": path.name, "piece": k}
+                for k in range(n_trials)
+            )
+            segments.append(make_segment(raw, montage="standard_1020",
+                                         line_freq=self.site_mains_freq(), where=str(path)))
+        trials = pd.DataFrame(rows)
         if self.config.balance:
-            keep = _balance(labels_arr, seed=int(subject[1:]))
-            data, labels_arr, meta = data[keep], labels_arr[keep], meta.iloc[keep]
-        return make_epochs(
-            data,
-            ch_names=ch_names,
-            sfreq=sfreq,
-            labels=list(labels_arr),
-            event_id=EVENT_ID,
-            subject=subject,
-            montage="standard_1020",
-            metadata=meta,
-            source=str(self.path),
-            line_freq=self.site_mains_freq(),
-        )
+            keep = _balance(trials["label"].to_numpy(), seed=int(subject[1:]))
+            trials = trials.iloc[keep]
+        return Recording(subject, segments, trials, duration, EVENT_ID,
+                         source=str(self.path)).validate()
 
 
 def _read_scalp(path: Path) -> mne.io.BaseRaw:

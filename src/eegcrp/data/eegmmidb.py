@@ -6,10 +6,15 @@ the USA (60 Hz mains).
 
 Two folder layouts are read:
 
-* flat: ``S001R04.edf`` ... directly in the folder (as in ``$EEGCRP_DATA/eegmmidb_S001``);
+* flat: ``S001R04.edf`` ... directly in the folder (as in ``$EEGCRP_DATA/eegmmidb_mi``, the
+  default: 10 subjects S001-S010);
 * MNE's ``eegbci`` layout: ``.../S001/S001R04.edf`` anywhere below the folder.
 
 With ``download: true`` missing runs are fetched by :func:`mne.datasets.eegbci.load_data`.
+
+Each run is one continuous segment of the subject's recording; a trial spans ``tmin`` to
+``tmax`` around its T1/T2 marker (end sample excluded). Trials running past the end of a
+run are dropped with a warning. Metadata: ``run``.
 
 Reference: Schalk et al., BCI2000, IEEE TBME 51(6), 2004; Goldberger et al., PhysioNet, 2000.
 """
@@ -21,10 +26,9 @@ import re
 from pathlib import Path
 
 import mne
-import numpy as np
 import pandas as pd
 
-from .base import BaseLoader, DataError, make_epochs
+from .base import BaseLoader, DataError, Recording, make_segment
 
 __all__ = ["EEGMMIDBLoader"]
 
@@ -41,8 +45,9 @@ class EEGMMIDBLoader(BaseLoader):
 
     name = "eegmmidb"
     task = "motor_imagery"
-    default_folder = "eegmmidb_S001"
+    default_folder = "eegmmidb_mi"
     mains_freq = 60.0  # New York State, USA
+    trial_length_hint = "widen dataset.tmin/tmax (cues last about 4.1 s)"
 
     def _index(self) -> dict[int, dict[int, Path]]:
         folder = self.path
@@ -96,32 +101,23 @@ class EEGMMIDBLoader(BaseLoader):
             )
         return [found[r] for r in self.config.runs]
 
-    def load_subject(self, subject: str) -> mne.BaseEpochs:
-        arrays, labels, runs = [], [], []
-        ch_names: list[str] | None = None
-        sfreq = None
+    def load_recording(self, subject: str) -> Recording:
+        segments: list[mne.io.BaseRaw] = []
+        rows: list[dict[str, object]] = []
         for path, run in zip(self.files(subject), self.config.runs, strict=True):
             raw = _read_edf(path)
-            if ch_names is None:
-                ch_names, sfreq = raw.ch_names, raw.info["sfreq"]
-            elif raw.ch_names != ch_names or raw.info["sfreq"] != sfreq:
+            if segments and (raw.ch_names != segments[0].ch_names
+                             or raw.info["sfreq"] != segments[0].info["sfreq"]):
                 raise DataError(f"{path}: channels or sfreq differ from the subject's other runs")
-            data, lab = _cut_trials(raw, self.config.tmin, self.config.tmax, path)
-            arrays.append(data)
-            labels.extend(lab)
-            runs.extend([run] * len(lab))
-        return make_epochs(
-            np.concatenate(arrays),
-            ch_names=ch_names,
-            sfreq=sfreq,
-            labels=labels,
-            event_id=EVENT_ID,
-            subject=subject,
-            montage="standard_1005",
-            metadata=pd.DataFrame({"run": runs}),
-            source=str(self.path),
-            line_freq=self.site_mains_freq(),
-        )
+            for onset, label in _trial_onsets(raw, self.config.tmin, self.config.tmax, path):
+                rows.append({"segment": len(segments), "onset": onset, "label": label,
+                             "run": run})
+            segments.append(make_segment(raw, montage="standard_1005",
+                                         line_freq=self.site_mains_freq(), where=str(path)))
+        return Recording(
+            subject, segments, pd.DataFrame(rows), self.config.tmax - self.config.tmin,
+            EVENT_ID, source=str(self.path),
+        ).validate()
 
 
 def _read_edf(path: Path) -> mne.io.BaseRaw:
@@ -134,29 +130,28 @@ def _read_edf(path: Path) -> mne.io.BaseRaw:
         ) from exc
     # "Fc5." -> "FC5", "Cz.." -> "Cz": MNE's helper knows this dataset's naming.
     mne.datasets.eegbci.standardize(raw)
+    raw.pick("eeg")
     return raw
 
 
-def _cut_trials(
+def _trial_onsets(
     raw: mne.io.BaseRaw, tmin: float, tmax: float, path: Path
-) -> tuple[np.ndarray, list[str]]:
-    """Cut [tmin, tmax) around every T1/T2 annotation; trials running past the end are dropped."""
+) -> list[tuple[float, str]]:
+    """(onset in s from the run's first sample, class) of every T1/T2 trial inside the run."""
     sfreq = raw.info["sfreq"]
     n_times = int(round((tmax - tmin) * sfreq))
-    data = raw.get_data()
-    trials, labels = [], []
+    out = []
     for onset, desc in zip(raw.annotations.onset, raw.annotations.description, strict=True):
         if desc not in _MARKERS:
             continue
         start = int(round((onset + tmin) * sfreq)) - raw.first_samp
-        if start < 0 or start + n_times > data.shape[1]:
+        if start < 0 or start + n_times > raw.n_times:
             logger.warning("%s: %s at %.1f s runs past the recording; dropped", path.name, desc,
                            onset)
             continue
-        trials.append(data[:, start:start + n_times])
-        labels.append(_MARKERS[desc])
-    if not trials:
+        out.append((start / sfreq, _MARKERS[desc]))
+    if not out:
         raise DataError(
             f"{path}: no T1/T2 imagery annotations; is this a left/right fist run (4, 8, 12)?"
         )
-    return np.stack(trials), labels
+    return out

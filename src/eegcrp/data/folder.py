@@ -5,18 +5,16 @@ extension is read:
 
 * ``.fif``/``.fif.gz`` (raw), ``.edf``, ``.bdf``, ``.vhdr`` (BrainVision) and ``.set``
   (EEGLAB, continuous) with :func:`mne.io.read_raw`;
-* ``.xdf``/``.xdfz`` with pyxdf (optional extra ``pip install eegcrp[xdf]``): the EEG stream
+* ``.xdf``/``.xdfz`` with :func:`eegcrp.data.xdf.read_xdf` (pyxdf): the EEG stream
   (``dataset.xdf_eeg_stream`` or the first stream of type EEG) becomes the data, the marker
   stream (``dataset.xdf_marker_stream`` or the first stream of type Markers) the
-  annotations. Channel labels, types and units come from the stream's
-  ``desc/channels/channel`` entries. Units: a channel's ``unit`` (microvolts, millivolts,
-  volts, nanovolts) is honoured; EEG channels without a unit are assumed to be in
-  microvolts (the LSL convention of most amplifiers) and converted to volts.
+  annotations.
 
 The subject of a file is group 1 of ``dataset.subject_regex`` searched in its path relative
-to ``dataset.path``; the files of one subject are read in path order and their trials
-concatenated. Subject numbers for ``dataset.subjects`` are the ids themselves when every id
-is a distinct integer (``sub-01`` -> 1), otherwise the 1-based positions in the sorted ids.
+to ``dataset.path``; the files of one subject are read in path order, each one continuous
+segment of the subject's recording. Subject numbers for ``dataset.subjects`` are the ids
+themselves when every id is a distinct integer (``sub-01`` -> 1), otherwise the 1-based
+positions in the sorted ids.
 
 Events come from the annotations (the description, or for BrainVision-style
 ``Type/description`` also the part after the first ``/``), or, when no annotation matches,
@@ -25,18 +23,16 @@ class names; the classes, sorted by name, are coded 1..K. A trial spans ``tmin``
 around its marker, end sample excluded (``round((tmax - tmin) * sfreq)`` samples); trials
 running past the recording are dropped with a warning. Channels are renamed
 (``dataset.rename``), picked (``dataset.channels`` in that order, or all EEG channels) and
-given the montage ``dataset.montage``. The metadata hold ``session`` and ``run`` (BIDS
-``ses-``/``run-`` entities of the path, empty when absent) and ``file``.
+given the montage ``dataset.montage``; picked channels are treated as EEG. The metadata
+hold ``session`` and ``run`` (BIDS ``ses-``/``run-`` entities of the path, empty when
+absent) and ``file``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import logging
 import re
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +40,15 @@ import mne
 import numpy as np
 import pandas as pd
 
-from .base import BaseLoader, DataError, make_epochs
+from .base import BaseLoader, DataError, Recording, make_segment
+from .xdf import XDF_EXTENSIONS, read_xdf
 
-__all__ = ["EXTENSIONS", "FolderLoader", "read_xdf"]
+__all__ = ["EXTENSIONS", "FolderLoader"]
 
 logger = logging.getLogger(__name__)
 
 #: File endings read by the loader (lower case).
-EXTENSIONS = (".fif", ".fif.gz", ".edf", ".bdf", ".vhdr", ".set", ".xdf", ".xdfz")
-_XDF = (".xdf", ".xdfz")
+EXTENSIONS = (".fif", ".fif.gz", ".edf", ".bdf", ".vhdr", ".set", *XDF_EXTENSIONS)
 _SESSION = re.compile(r"ses-([A-Za-z0-9]+)")
 _RUN = re.compile(r"run-([A-Za-z0-9]+)")
 #: Parts of MNE reader warnings that mean the file holds fewer samples than its header says.
@@ -78,6 +74,7 @@ class FolderLoader(BaseLoader):
     name = "folder"
     default_folder = "folder"
     mains_freq = None  # config or the recordings' line_freq
+    trial_length_hint = "widen dataset.tmin/tmax"
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -168,63 +165,58 @@ class FolderLoader(BaseLoader):
         return index[subject]
 
     # ------------------------------------------------------------------ loading
-    def load_subject(self, subject: str) -> mne.BaseEpochs:
+    def load_recording(self, subject: str) -> Recording:
         paths = self.files(subject)
-        event_id = self.event_id
-        trials: list[np.ndarray] = []
-        labels: list[str] = []
-        rows: list[dict[str, str]] = []
-        ch_names: list[str] = []
-        sfreq = 0.0
+        raws: list[mne.io.BaseRaw] = []
+        rows: list[dict[str, Any]] = []
         found: set[str] = set()
         line_freq = self.config.mains_freq
+        tmin, tmax = self.config.tmin, self.config.tmax
         for path in paths:
             raw = self._read(path)
             if line_freq is None and raw.info.get("line_freq"):
                 line_freq = float(raw.info["line_freq"])
             markers, seen = self._markers(raw)
             found |= seen
-            data, names = self._pick(raw, path)
-            if not ch_names:
-                ch_names, sfreq = names, float(raw.info["sfreq"])
-            elif names != ch_names:
+            raw = self._pick(raw, path)
+            if raws and raw.ch_names != raws[0].ch_names:
                 raise DataError(
-                    f"{path} (subject {subject}) has channels {names} but {paths[0].name} has "
-                    f"{ch_names}; set dataset.channels to the channels common to all files"
+                    f"{path} (subject {subject}) has channels {raw.ch_names} but "
+                    f"{paths[0].name} has {raws[0].ch_names}; set dataset.channels to the "
+                    "channels common to all files"
                 )
-            elif float(raw.info["sfreq"]) != sfreq:
+            if raws and raw.info["sfreq"] != raws[0].info["sfreq"]:
                 raise DataError(
                     f"{path} (subject {subject}) is sampled at {raw.info['sfreq']} Hz but "
-                    f"{paths[0].name} at {sfreq} Hz; resample the files to one rate"
+                    f"{paths[0].name} at {raws[0].info['sfreq']} Hz; resample the files to "
+                    "one rate"
                 )
-            n_times = round((self.config.tmax - self.config.tmin) * sfreq)
-            offset = round(self.config.tmin * sfreq)
+            sfreq = float(raw.info["sfreq"])
+            n_times = round((tmax - tmin) * sfreq)
+            offset = round(tmin * sfreq)
             relative = path.relative_to(self.path).as_posix()
             session = _SESSION.search(relative)
             run = _RUN.search(relative)
             dropped = 0
             for sample, label in markers:
                 start = sample + offset
-                if start < 0 or start + n_times > data.shape[1]:
+                if start < 0 or start + n_times > raw.n_times:
                     dropped += 1
                     continue
-                trials.append(data[:, start : start + n_times])
-                labels.append(label)
-                rows.append(
-                    {
-                        "session": session.group(1) if session else "",
-                        "run": run.group(1) if run else "",
-                        "file": relative,
-                    }
-                )
+                rows.append({
+                    "segment": len(raws), "onset": start / sfreq, "label": label,
+                    "session": session.group(1) if session else "",
+                    "run": run.group(1) if run else "", "file": relative,
+                })
             if dropped:
                 logger.warning(
                     "%s: %d trial(s) run past the recording for tmin=%s, tmax=%s; dropped",
-                    path, dropped, self.config.tmin, self.config.tmax,
+                    path, dropped, tmin, tmax,
                 )
             if not markers:
                 logger.info("%s: no markers of dataset.events; file contributes no trials", path)
-        if not trials:
+            raws.append(raw)
+        if not rows:
             shown = sorted(found, key=_natural_key)[:20]
             raise DataError(
                 f"folder: subject {subject} ({', '.join(p.name for p in paths)}) has no trials "
@@ -238,22 +230,15 @@ class FolderLoader(BaseLoader):
                 "site)"
             )
         self._line_freq = float(line_freq)
-        return make_epochs(
-            np.stack(trials),
-            ch_names=ch_names,
-            sfreq=sfreq,
-            labels=labels,
-            event_id=event_id,
-            subject=subject,
-            montage=self.config.montage,
-            metadata=pd.DataFrame(rows),
-            source=", ".join(str(p) for p in paths),
-            line_freq=self._line_freq,
-        )
+        where = f"{', '.join(str(p) for p in paths)} (subject {subject})"
+        segments = [make_segment(raw, montage=self.config.montage, line_freq=self._line_freq,
+                                 where=where) for raw in raws]
+        return Recording(subject, segments, pd.DataFrame(rows), tmax - tmin, self.event_id,
+                         source=", ".join(str(p) for p in paths)).validate()
 
     def _read(self, path: Path) -> mne.io.BaseRaw:
         """Read one file as preloaded Raw with the configured renames applied."""
-        if _extension(path) in _XDF:
+        if _extension(path) in XDF_EXTENSIONS:
             raw = read_xdf(path, self.config.xdf_eeg_stream, self.config.xdf_marker_stream)
         else:
             try:
@@ -322,8 +307,8 @@ class FolderLoader(BaseLoader):
                     markers.append((int(sample), events[str(int(code))]))
         return markers, seen
 
-    def _pick(self, raw: mne.io.BaseRaw, path: Path) -> tuple[np.ndarray, list[str]]:
-        """Data (volts) and names of the configured channels, or of all EEG channels."""
+    def _pick(self, raw: mne.io.BaseRaw, path: Path) -> mne.io.BaseRaw:
+        """The configured channels (in that order) or all EEG channels, typed EEG."""
         if self.config.channels is not None:
             missing = [c for c in self.config.channels if c not in raw.ch_names]
             if missing:
@@ -339,186 +324,9 @@ class FolderLoader(BaseLoader):
                     f"{path} has no EEG channels (channels: {raw.ch_names}); name the channels "
                     "to use in dataset.channels"
                 )
-        return raw.get_data(picks=names), names
-
-
-# --------------------------------------------------------------------------- XDF
-_UNITS = {
-    "v": 1.0, "volt": 1.0, "volts": 1.0,
-    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
-    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
-    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
-}
-_TYPES = {"eeg": "eeg", "eog": "eog", "ecg": "ecg", "emg": "emg", "misc": "misc",
-          "stim": "stim", "trigger": "stim", "trig": "stim", "resp": "resp"}
-
-
-def _first(mapping: Any, key: str) -> Any:
-    """``mapping[key][0]`` of pyxdf's XML dicts, or None."""
-    if not isinstance(mapping, dict):
-        return None
-    value = mapping.get(key)
-    if isinstance(value, list):
-        return value[0] if value else None
-    return value
-
-
-def _stream_label(stream: dict[str, Any]) -> str:
-    info = stream.get("info", {})
-    return f"{_first(info, 'name')!r} (type {_first(info, 'type')!r})"
-
-
-def _choose(
-    streams: list[dict[str, Any]], name: str | None, kind: str, key: str, path: Path
-) -> dict[str, Any]:
-    """The stream called ``name``, else the first stream of type ``kind``."""
-    available = [_stream_label(s) for s in streams]
-    for stream in streams:
-        info = stream.get("info", {})
-        if name is not None:
-            if _first(info, "name") == name:
-                return stream
-        elif str(_first(info, "type") or "").lower() == kind.lower():
-            return stream
-    what = f"no stream named {name!r}" if name is not None else f"no stream of type {kind}"
-    raise DataError(
-        f"{path}: {what} (streams: {available}); set dataset.{key} to the name of the "
-        f"{kind} stream"
-    )
-
-
-@contextlib.contextmanager
-def _capture_errors(name: str) -> Iterator[list[str]]:
-    """Collect ERROR records of logger ``name`` (pyxdf logs corruption instead of raising)."""
-    messages: list[str] = []
-
-    class _Handler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler = _Handler(level=logging.ERROR)
-    log = logging.getLogger(name)
-    log.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        log.removeHandler(handler)
-
-
-def read_xdf(
-    path: Path, eeg_stream: str | None = None, marker_stream: str | None = None
-) -> mne.io.RawArray:
-    """Read an XDF recording into :class:`mne.io.RawArray` with the markers as annotations.
-
-    Parameters
-    ----------
-    path : Path
-        The ``.xdf`` (or gzip-compressed ``.xdfz``) file.
-    eeg_stream : str | None
-        Name of the EEG stream; None = the first stream of type ``EEG``.
-    marker_stream : str | None
-        Name of the marker stream; None = the first stream of type ``Markers``.
-
-    Returns
-    -------
-    mne.io.RawArray
-        Data in volts (channel units honoured, EEG without unit assumed µV), annotations at
-        the marker times relative to the first EEG sample.
-
-    Raises
-    ------
-    DataError
-        If pyxdf is missing, the file is corrupt, or a stream is missing or unusable.
-    """
-    try:
-        pyxdf = importlib.import_module("pyxdf")
-    except ImportError as exc:
-        raise DataError(
-            f"{path}: reading XDF needs pyxdf ({exc}); install the optional extra: "
-            "pip install eegcrp[xdf]"
-        ) from exc
-    try:
-        with _capture_errors("pyxdf") as errors:
-            streams, _ = pyxdf.load_xdf(str(path))
-    except Exception as exc:  # pyxdf raises OSError, ValueError, struct/XML errors ...
-        raise DataError(
-            f"{path} could not be read as XDF ({type(exc).__name__}: {exc}); the file is "
-            "corrupt or truncated: copy it again from the recording computer"
-        ) from exc
-    if errors:
-        raise DataError(
-            f"{path} is damaged: pyxdf reports {errors[0]!r}; the file is corrupt or "
-            "truncated: copy it again from the recording computer"
-        )
-    eeg = _choose(streams, eeg_stream, "EEG", "xdf_eeg_stream", path)
-    markers = _choose(streams, marker_stream, "Markers", "xdf_marker_stream", path)
-    info = eeg["info"]
-    try:
-        sfreq = float(_first(info, "nominal_srate"))
-    except (TypeError, ValueError):
-        sfreq = 0.0
-    values = np.asarray(eeg["time_series"])
-    stamps = np.asarray(eeg["time_stamps"], dtype=float)
-    if sfreq <= 0:
-        raise DataError(
-            f"{path}: EEG stream {_stream_label(eeg)} has no nominal sampling rate; pick the "
-            "regularly sampled EEG stream with dataset.xdf_eeg_stream"
-        )
-    if values.ndim != 2 or values.shape[0] < 2 or values.dtype.kind not in "iuf":
-        raise DataError(
-            f"{path}: EEG stream {_stream_label(eeg)} holds no numeric samples (shape "
-            f"{values.shape}); the recording is empty or the wrong stream was picked "
-            "(dataset.xdf_eeg_stream)"
-        )
-    names, types, scales = _channel_info(info, values.shape[1], path)
-    data = values.T.astype(np.float64) * np.asarray(scales)[:, None]
-    raw = mne.io.RawArray(data, mne.create_info(names, sfreq, types), verbose="error")
-    onsets, descriptions = [], []
-    duration = values.shape[0] / sfreq
-    marker_values = markers["time_series"]
-    for stamp, value in zip(markers["time_stamps"], marker_values, strict=True):
-        onset = float(stamp) - float(stamps[0])
-        if not 0 <= onset < duration:
-            continue
-        item = value[0] if len(value) else ""
-        if isinstance(item, (float, np.floating)) and float(item).is_integer():
-            item = int(item)
-        onsets.append(onset)
-        descriptions.append(str(item))
-    skipped = len(marker_values) - len(onsets)
-    if skipped:
-        logger.warning("%s: %d marker(s) lie outside the EEG recording; ignored", path, skipped)
-    raw.set_annotations(mne.Annotations(onsets, np.zeros(len(onsets)), descriptions))
-    return raw
-
-
-def _channel_info(
-    info: dict[str, Any], n_channels: int, path: Path
-) -> tuple[list[str], list[str], list[float]]:
-    """Channel names, MNE types and scale factors to volts from an XDF stream header."""
-    listing = _first(_first(info, "desc"), "channels")
-    channels = listing.get("channel") or [] if isinstance(listing, dict) else []
-    labels = [str(_first(ch, "label") or "") for ch in channels]
-    if len(channels) != n_channels or not all(labels) or len(set(labels)) != n_channels:
-        logger.warning(
-            "%s: the EEG stream has no unique channel labels for its %d channels; naming them "
-            "Ch1..Ch%d (map them to 10-05 names with dataset.rename)",
-            path, n_channels, n_channels,
-        )
-        labels = [f"Ch{i}" for i in range(1, n_channels + 1)]
-        channels = [{} for _ in range(n_channels)]
-    types, scales, assumed = [], [], 0
-    for ch in channels:
-        kind = _TYPES.get(str(_first(ch, "type") or "eeg").strip().lower(), "misc")
-        unit = str(_first(ch, "unit") or "").strip().lower()
-        if unit in _UNITS:
-            scale = _UNITS[unit]
-        elif kind in ("eeg", "eog", "ecg", "emg"):
-            scale, assumed = 1e-6, assumed + 1
-        else:
-            scale = 1.0
-        types.append(kind)
-        scales.append(scale)
-    if assumed:
-        logger.info("%s: %d channel(s) without a known unit assumed in microvolts", path, assumed)
-    return labels, types, scales
+        raw.reorder_channels(names)
+        other = {n: "eeg" for n, t in zip(raw.ch_names, raw.get_channel_types(), strict=True)
+                 if t != "eeg"}
+        if other:
+            raw.set_channel_types(other, verbose="error")
+        return raw

@@ -9,7 +9,12 @@ repetitions of shorter excerpts, so :attr:`eegcrp.config.KULConfig.n_trials` sel
 montage.
 
 Units: the release stores the EEG in microvolts (BioSemi's native unit); the loader assumes
-this and multiplies by 1e-6 to get volts. Trials of unequal length are cut to the shortest.
+this and multiplies by 1e-6 to get volts.
+
+Each trial (a 6-minute presentation) is recorded on its own, so each is one continuous
+segment of the subject's recording and holds exactly one trial starting at its first sample.
+Trials of unequal length are cut to the shortest (the segments keep all their samples, so
+filters still see them).
 
 Reference: Das, Francart & Bertrand (2016), "Auditory attention detection dataset KULeuven",
 Zenodo, doi:10.5281/zenodo.3997352.
@@ -27,7 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.io
 
-from .base import BaseLoader, DataError, make_epochs
+from .base import BaseLoader, DataError, Recording, make_segment
 
 __all__ = ["CHANNELS", "EVENT_ID", "KULLoader"]
 
@@ -72,21 +77,20 @@ class KULLoader(BaseLoader):
             )
         return [path]
 
-    def load_subject(self, subject: str) -> mne.BaseEpochs:
+    def load_recording(self, subject: str) -> Recording:
         (path,) = self.files(subject)
-        data, labels, sfreq, extra = _read_mat(path, self.config.n_trials)
-        return make_epochs(
-            data,
-            ch_names=CHANNELS,
-            sfreq=sfreq,
-            labels=labels,
-            event_id=EVENT_ID,
-            subject=subject,
-            montage="biosemi64",
-            metadata=extra,
-            source=str(path),
-            line_freq=self.site_mains_freq(),
-        )
+        arrays, labels, sfreq, extra = _read_mat(path, self.config.n_trials)
+        info = mne.create_info(CHANNELS, sfreq, "eeg")
+        segments = [
+            make_segment(mne.io.RawArray(data, info, verbose="error"), montage="biosemi64",
+                         line_freq=self.site_mains_freq(), where=str(path))
+            for data in arrays
+        ]
+        shortest = min(seg.n_times for seg in segments)
+        trials = pd.DataFrame({"segment": np.arange(len(segments)), "onset": 0.0,
+                               "label": labels}).join(extra)
+        return Recording(subject, segments, trials, shortest / sfreq, EVENT_ID,
+                         source=str(path)).validate()
 
 
 def _field(obj: Any, name: str, path: Path, where: str) -> Any:
@@ -110,8 +114,8 @@ def _as_text(value: Any) -> str:
 
 def _read_mat(
     path: Path, n_trials: int
-) -> tuple[np.ndarray, list[str], float, pd.DataFrame]:
-    """Read one subject: (trials x channels x times in volts, labels, sfreq, metadata)."""
+) -> tuple[list[np.ndarray], list[str], float, pd.DataFrame]:
+    """Read one subject: (channels x times per trial in volts, labels, sfreq, metadata)."""
     try:
         mat = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
     except NotImplementedError as exc:  # MATLAB v7.3 (HDF5)
@@ -191,6 +195,5 @@ def _read_mat(
             "%s: trials have %d to %d samples; truncating all to the shortest (%d)",
             path, shortest, max(lengths), shortest,
         )
-    # samples x channels (µV) -> trials x channels x samples (V)
-    data = np.stack([a[:shortest].T for a in arrays]) * _UNIT
-    return data, labels, rates[0], pd.DataFrame(extra)
+    # samples x channels (µV) -> channels x samples (V)
+    return [a.T * _UNIT for a in arrays], labels, rates[0], pd.DataFrame(extra)

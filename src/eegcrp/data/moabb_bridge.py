@@ -3,9 +3,12 @@
 The config names a dataset class of :mod:`moabb.datasets` (or of ``moabb.datasets.fake``,
 e.g. ``FakeDataset`` for offline tests) and a paradigm class of :mod:`moabb.paradigms`
 (default ``LeftRightImagery``); ``dataset_params`` and ``paradigm_params`` are passed to
-their constructors. The paradigm's ``get_data(..., return_epochs=True)`` returns epochs of
-all requested subjects at once; they are split per subject with MOABB's metadata
-(``subject``/``session``/``run``).
+their constructors. Per subject, the dataset's continuous recordings
+(``dataset.get_data()``: sessions x runs of :class:`mne.io.Raw`) become the segments of a
+:class:`~eegcrp.data.recording.Recording`; the paradigm decides which events are trials and
+where they lie: MOABB's own event extraction (``SetRawAnnotations`` then ``RawToEvents``
+with the paradigm's events and the dataset's ``interval``), and trials from
+``paradigm.tmin + interval[0]`` to ``interval[1]`` (or ``paradigm.tmax + interval[0]``).
 
 Notes
 -----
@@ -13,10 +16,10 @@ Notes
   ``~/mne_data``); ``dataset.path``, when set, is used as ``MNE_DATA`` while loading.
   :meth:`MOABBLoader.files` lists no files, so the preprocessing cache key depends on the
   config (dataset, parameters, subjects) only.
-* MOABB paradigms filter the epochs themselves (``LeftRightImagery`` band-passes 8-32 Hz by
-  default); set ``paradigm_params: {fmin: ..., fmax: ...}`` to keep a wider band for
-  eegcrp's own preprocessing. Epochs span ``tmin`` to ``tmax`` of the paradigm (MOABB
-  includes the end sample).
+* The paradigm's filters (``fmin``/``fmax``, e.g. 8-32 Hz for ``LeftRightImagery``) and
+  ``resample`` are *not* applied: eegcrp's preprocessing filters the continuous recordings
+  itself (``preprocessing.l_freq``/``h_freq``). The paradigm's ``channels`` are used (all EEG
+  channels when None). Trials end one sample before ``tmax`` (MOABB epochs include it).
 * Classes are the paradigm's events for the dataset, in the paradigm's order, coded 1..K;
   channel names are written as in the montage (``CZ`` -> ``Cz``).
 * The task is inferred from the paradigm (motor imagery paradigms -> ``motor_imagery``) or
@@ -37,10 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import mne
-import numpy as np
 import pandas as pd
 
-from .base import TASKS, BaseLoader, DataError, EEGDataset, make_epochs, make_montage
+from .base import TASKS, BaseLoader, DataError, Recording, make_montage, make_segment
 
 __all__ = ["MOABBLoader"]
 
@@ -84,12 +86,12 @@ class MOABBLoader(BaseLoader):
     name = "moabb"
     default_folder = "mne_data"
     mains_freq = None  # depends on the dataset: config or the recordings' line_freq
+    trial_length_hint = "set dataset.paradigm_params tmin/tmax"
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self._dataset: Any = None
         self._paradigm: Any = None
-        self._pending: dict[str, mne.BaseEpochs] = {}
         self._line_freq: float | None = None
 
     # ------------------------------------------------------------------ moabb objects
@@ -225,86 +227,110 @@ class MOABBLoader(BaseLoader):
         self._number(subject)
         return []
 
-    def load(self, subjects: Sequence[str] | None = None, progress: bool = False) -> EEGDataset:
-        """Fetch all subjects with one ``paradigm.get_data`` call, then build the dataset."""
-        ids = self.subject_ids() if subjects is None else list(subjects)
-        self._pending = self._fetch(ids)
-        try:
-            dataset = super().load(ids, progress=progress)
-        finally:
-            self._pending = {}
-        dataset.info.update(
-            dataset=self.config.dataset, paradigm=self.config.paradigm,
-            code=getattr(self.dataset, "code", self.config.dataset),
-        )
-        return dataset
+    def dataset_info(self, subjects: Sequence[str] | None = None) -> dict[str, Any]:
+        """The MOABB dataset, paradigm and dataset code."""
+        return {"dataset": self.config.dataset, "paradigm": self.config.paradigm,
+                "code": getattr(self.dataset, "code", self.config.dataset)}
 
-    def load_subject(self, subject: str) -> mne.BaseEpochs:
-        if subject in self._pending:
-            return self._pending.pop(subject)
-        return self._fetch([subject])[subject]
+    def _interval(self) -> tuple[float, float]:
+        """Trial start and end relative to the event, as the paradigm epochs them."""
+        start = float(self.paradigm.tmin) + float(self.dataset.interval[0])
+        if self.paradigm.tmax is None:
+            end = float(self.dataset.interval[1])
+        else:
+            end = float(self.paradigm.tmax) + float(self.dataset.interval[0])
+        return start, end
 
     # ------------------------------------------------------------------ conversion
-    def _fetch(self, subjects: Sequence[str]) -> dict[str, mne.BaseEpochs]:
-        """Run the paradigm for ``subjects`` and convert each subject's epochs."""
-        numbers = {self._number(s): s for s in subjects}
+    def load_recording(self, subject: str) -> Recording:
+        """The subject's runs as segments, trials from the paradigm's events."""
+        num = self._number(subject)
         event_id = self.event_id
+        used = self.paradigm.used_events(self.dataset)
+        name_of = {int(code): name for name, code in used.items()}
         montage = make_montage(self.config.montage, "moabb: dataset.montage")
         where = f"moabb dataset {self.config.dataset}"
-        logger.info("%s: paradigm %s, subjects %s", where, self.config.paradigm, list(numbers))
+        prep = _import("moabb.datasets.preprocessing")
+        annotate = prep.SetRawAnnotations(self.dataset.event_id, interval=self.dataset.interval)
+        to_events = prep.RawToEvents(event_id=used, interval=self.dataset.interval)
+        logger.info("%s: paradigm %s, subject %s", where, self.config.paradigm, num)
         try:
             with _mne_data(Path(self.config.path).expanduser() if self.config.path else None):
-                epochs, labels, meta = self.paradigm.get_data(
-                    self.dataset, subjects=list(numbers), return_epochs=True
-                )
+                sessions = self.dataset.get_data(subjects=[num])[num]
         except DataError:
             raise
         except Exception as exc:  # MOABB/MNE raise many types (download, I/O, parsing)
             raise DataError(
-                f"{where}: paradigm {self.config.paradigm}.get_data failed for subjects "
-                f"{list(numbers)} ({type(exc).__name__}: {exc}); check the network/download "
-                f"folder {self.path}, dataset.dataset_params and dataset.paradigm_params"
+                f"{where}: get_data failed for subject {num} ({type(exc).__name__}: {exc}); "
+                f"check the network/download folder {self.path} and dataset.dataset_params"
             ) from exc
-        labels = np.asarray(labels).astype(str)
-        meta = meta.reset_index(drop=True)
-        ch_names = self._montage_names(list(epochs.ch_names), montage, where)
+        tmin, tmax = self._interval()
+        raws: list[mne.io.BaseRaw] = []
+        rows: list[dict[str, Any]] = []
+        for session, runs in sessions.items():
+            for run, raw in runs.items():
+                raw = raw.copy().load_data(verbose="error")
+                try:
+                    events = to_events.transform(annotate.transform(raw))
+                except ValueError as exc:
+                    raise DataError(
+                        f"{where}: events of subject {num}, session {session}, run {run} "
+                        f"cannot be read ({exc}); check dataset.paradigm_params.events"
+                    ) from exc
+                raw = self._pick(raw, montage, where)
+                sfreq = float(raw.info["sfreq"])
+                n_times = int(round((tmax - tmin) * sfreq))
+                dropped = 0
+                for sample, code in zip(events[:, 0], events[:, 2], strict=True):
+                    start = int(sample) - raw.first_samp + int(round(tmin * sfreq))
+                    if start < 0 or start + n_times > raw.n_times:
+                        dropped += 1
+                        continue
+                    rows.append({"segment": len(raws), "onset": start / sfreq,
+                                 "label": name_of[int(code)], "session": str(session),
+                                 "run": str(run)})
+                if dropped:
+                    logger.warning("%s: subject %s, session %s, run %s: %d trial(s) run past "
+                                   "the recording; dropped", where, num, session, run, dropped)
+                raws.append(raw)
+        if not rows:
+            raise DataError(
+                f"{where}: subject {num} ({subject}) has no epochs of classes "
+                f"{list(event_id)}; drop it from dataset.subjects or check "
+                "dataset.paradigm_params"
+            )
         line_freq = self.config.mains_freq
         if line_freq is None:
-            line_freq = epochs.info.get("line_freq")
+            line_freq = raws[0].info.get("line_freq")
         if line_freq is None:
             raise DataError(
                 f"{where}: the recordings do not state their mains frequency (line_freq); set "
                 "dataset.mains_freq to 50 or 60 (the mains of the recording site)"
             )
         self._line_freq = float(line_freq)
-        data = epochs.get_data(copy=False)
-        out = {}
-        for num, sid in numbers.items():
-            mask = (meta["subject"].astype(int) == num).to_numpy()
-            keep = mask & np.isin(labels, list(event_id))
-            if not keep.any():
+        segments = [make_segment(raw, montage=montage, line_freq=self._line_freq, where=where)
+                    for raw in raws]
+        return Recording(subject, segments, pd.DataFrame(rows), tmax - tmin, event_id,
+                         source=where).validate()
+
+    def _pick(
+        self, raw: mne.io.BaseRaw, montage: mne.channels.DigMontage, where: str
+    ) -> mne.io.BaseRaw:
+        """The paradigm's channels (or all EEG channels), named as in the montage."""
+        channels = getattr(self.paradigm, "channels", None)
+        if channels:
+            missing = [c for c in channels if c not in raw.ch_names]
+            if missing:
                 raise DataError(
-                    f"{where}: subject {num} ({sid}) has no epochs of classes "
-                    f"{list(event_id)}; drop it from dataset.subjects or check "
-                    "dataset.paradigm_params"
+                    f"{where}: channel(s) {missing} of the paradigm are not in the recording; "
+                    "fix dataset.paradigm_params.channels"
                 )
-            extra = pd.DataFrame(
-                {"session": meta.loc[keep, "session"].astype(str).to_numpy(),
-                 "run": meta.loc[keep, "run"].astype(str).to_numpy()}
-            )
-            out[sid] = make_epochs(
-                data[keep],
-                ch_names=ch_names,
-                sfreq=float(epochs.info["sfreq"]),
-                labels=list(labels[keep]),
-                event_id=event_id,
-                subject=sid,
-                montage=montage,
-                metadata=extra,
-                source=where,
-                line_freq=self._line_freq,
-            )
-        return out
+            raw.reorder_channels(list(channels))
+        else:
+            raw.pick("eeg")
+        names = self._montage_names(list(raw.ch_names), montage, where)
+        raw.rename_channels(dict(zip(raw.ch_names, names, strict=True)), verbose="error")
+        return raw
 
     def _montage_names(
         self, ch_names: list[str], montage: mne.channels.DigMontage, where: str

@@ -18,7 +18,7 @@ LOADERS: dict[str, str] = {
     "kul_aad": "eegcrp.data.kul:KULLoader",
     "moabb": "eegcrp.data.moabb_bridge:MOABBLoader",
     "folder": "eegcrp.data.folder:FolderLoader",
-    "simulated": "eegcrp.simulate:SimulatedLoader",
+    "simulated": "eegcrp.data.simulate:SimulatedLoader",
 }
 
 

@@ -18,7 +18,7 @@ from eegcrp.config import (
     load_config,
 )
 from eegcrp.data import DataError, EEGDataset, get_loader
-from eegcrp.simulate import (
+from eegcrp.data.simulate import (
     CHANNEL_PRESETS,
     GroundTruth,
     SimulatedLoader,
@@ -156,6 +156,38 @@ def test_one_subject_alone_is_byte_identical():
     assert gt_alone.subjects["S02"] == gt_full.subjects["S02"]
     loader = SimulatedLoader(cfg(seed=3))
     assert loader.load_subject("S03").get_data().tobytes() == full["S03"].get_data().tobytes()
+
+
+def test_seed_none_is_zero_outside_a_study():
+    assert SimulatedConfig().seed is None
+    small = {"n_subjects": 2, "n_trials": 4}
+    none, _ = simulate(cfg(seed=None, **small))
+    zero, _ = simulate(cfg(seed=0, **small))
+    one, _ = simulate(cfg(seed=1, **small))
+    assert none["S02"].get_data().tobytes() == zero["S02"].get_data().tobytes()
+    assert not np.allclose(none["S02"].get_data(), one["S02"].get_data())
+
+
+# --------------------------------------------------------------------------- continuity
+def test_each_subject_is_one_continuous_recording_with_margins():
+    loader = SimulatedLoader(cfg(margin=3.0))
+    rec = loader.load_recording("S02")
+    assert len(rec.segments) == 1 and not rec.epoched and rec.duration == 4.0
+    x = rec.segments[0].get_data()
+    assert x.shape == (19, (2 * 3 + 12 * 4) * 256)
+    np.testing.assert_allclose(rec.trials["onset"], 3.0 + 4.0 * np.arange(12))
+    assert rec.segments[0].info["line_freq"] == 50.0 and rec.segments[0].get_montage()
+    # the raw trials are cuts of it
+    ep = loader.load_subject("S02")
+    np.testing.assert_array_equal(ep.get_data()[5], x[:, (3 + 20) * 256:(3 + 24) * 256])
+    assert ep.metadata["trial_onset"].tolist()[:2] == [3.0, 7.0]
+    # the margins hold the same kind of signal: real context for filters, not padding
+    ratio = x[:, :3 * 256].std() / x[:, 3 * 256:-3 * 256].std()
+    assert 0.5 < ratio < 2.0, ratio
+    # and trials join without a step: the sample-to-sample change there is as elsewhere
+    steps = np.abs(np.diff(x, axis=1)).mean(axis=0)
+    joins = (3 + 4 * np.arange(1, 12)) * 256 - 1
+    assert steps[joins].mean() < 1.5 * steps.mean()
 
 
 def test_switching_a_component_off_changes_only_that_component():
