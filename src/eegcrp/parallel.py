@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -143,7 +144,13 @@ def parallel_map(
     calls = (joblib.delayed(func)(*task, p.threads) for task in tasks)
     ret = "generator_unordered"
     if p.backend == "loky":
-        with joblib.parallel_config(backend="loky", inner_max_num_threads=p.threads):
+        # loky restarts a worker whose memory grew by 300 MB since it started (a leak guard);
+        # training keeps its peak heap on purpose (retain_freed_memory), so a restart after
+        # a long fold is expected and loky's warning about it is noise here
+        with warnings.catch_warnings(), joblib.parallel_config(
+                backend="loky", inner_max_num_threads=p.threads):
+            warnings.filterwarnings("ignore", message="A worker stopped while some jobs",
+                                    category=UserWarning)
             yield from joblib.Parallel(n_jobs=p.workers, return_as=ret)(calls)
     elif p.backend == "dask":
         with _dask_client(settings, p.workers) as client:

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 from eegcrp.config import ModelConfig
 from eegcrp.models import build_model
@@ -85,6 +85,32 @@ def test_monitor_val_accuracy_restores_the_most_accurate_epoch(dataset):
         pred = model(torch.as_tensor(x[val])).argmax(1).numpy()
     assert balanced_accuracy_score(y[val], pred) == pytest.approx(bacc.max())
     assert np.mean(pred == y[val]) == pytest.approx(hist["val_acc"][best])
+
+
+def test_monitor_roc_auc_and_min_epochs(dataset):
+    x, y, groups = dataset.get_data()
+    x = normalize_windows(x)
+    train, val = np.isin(groups, ["01", "02", "03"]), groups == "04"
+    torch.manual_seed(0)
+    model = build_model(None, 4, 128, 2, SFREQ)
+    cfg = tconfig(max_epochs=10, patience=10, monitor="val_roc_auc", min_epochs=4)
+    hist = train_model(model, x[train], y[train], x[val], y[val], config=cfg,
+                       rng=np.random.default_rng(0), device="cpu")
+    auc = np.array(hist["val_roc_auc"])
+    best = hist["best_epoch"] - 1
+    assert hist["best_epoch"] >= 4  # no epoch before min_epochs is picked
+    assert auc[best] == auc[3:].max()
+    model.eval()
+    with torch.no_grad():
+        proba = torch.softmax(model(torch.as_tensor(x[val])).double(), 1)[:, 1].numpy()
+    assert roc_auc_score(y[val], proba) == pytest.approx(auc[best], abs=1e-9)
+    # without early stopping every epoch is trained and the last weights are kept
+    torch.manual_seed(0)
+    hist = train_model(build_model(None, 4, 128, 2, SFREQ), x[train], y[train], x[val],
+                       y[val], config=cfg.model_copy(update={"patience": 1}),
+                       rng=np.random.default_rng(0), device="cpu", early_stopping=False)
+    assert hist["epochs_trained"] == 10 and hist["best_epoch"] == 10
+    assert len(hist["val_roc_auc"]) == 10
 
 
 def test_thesis_protocol_trains_fixed_epochs_unshuffled(dataset):

@@ -52,6 +52,45 @@ def test_fold_specs_are_deterministic_and_never_leak():
     assert [s.torch_seed for s in thesis] == list(range(14))
 
 
+def test_validation_fraction_and_inner_cv_never_see_the_test_subject():
+    subjects = [f"{i:02d}" for i in range(1, 10)]
+    specs = LOSOTrainer(None, tconfig(validation_subjects=0.25)).fold_specs(subjects)
+    assert all(len(s.val_subjects) == 2 for s in specs)  # round(0.25 * 8)
+    assert all(s.subject not in s.val_subjects + s.train_subjects for s in specs)
+    inner = LOSOTrainer(None, tconfig(model_selection="inner_cv")).fold_specs(subjects)
+    assert all(not s.val_subjects and len(s.train_subjects) == 8 for s in inner)
+
+
+def test_inner_cv_chooses_epochs_from_training_subjects_only(dataset, tmp_path):
+    cfg = tconfig(model_selection="inner_cv", inner_folds=2, max_epochs=4,
+                  monitor="val_balanced_accuracy")
+    trainer = LOSOTrainer(None, cfg).fit(dataset, tmp_path, progress=False)
+    for record in trainer.folds_:
+        inner = record["inner"]
+        held = [s for group in inner["groups"] for s in group]
+        assert sorted(held) == sorted(record["train_subjects"])
+        assert record["test_subject"] not in held and record["n_val"] == 0
+        assert record["epochs_trained"] == inner["epochs"] == record["best_epoch"]
+        assert len(inner["mean_score"]) == 4
+        best = np.flatnonzero(np.isclose(inner["mean_score"], min(inner["mean_score"])))
+        assert inner["epochs"] - 1 in best
+    again = LOSOTrainer(None, cfg).fit(dataset, tmp_path / "again", progress=False)
+    pd.testing.assert_frame_equal(_results(again), _results(trainer))
+
+
+def test_aligned_run_records_its_maps_and_learns(dataset, tmp_path):
+    trainer = LOSOTrainer(None, tconfig(alignment="euclidean")).fit(dataset, tmp_path,
+                                                                     progress=False)
+    assert trainer.metrics_.accuracy.mean() > 0.8
+    record = trainer.folds_[0]
+    assert record["alignment"] == "euclidean"
+    _, meta = load_checkpoint(tmp_path / "folds" / f"{record['name']}.pt")
+    maps = meta["alignment"]["maps"]
+    assert meta["alignment"]["method"] == "euclidean"
+    assert sorted(maps) == sorted(dataset.subjects)  # the test subject's own map included
+    assert tuple(maps["01"].shape) == (4, 4)
+
+
 def test_too_many_validation_subjects_is_an_error():
     with pytest.raises(TrainingError, match="validation_subjects"):
         list(loso_splits(["a", "b", "c"], 2, 0))
