@@ -111,6 +111,32 @@ def _curves_figure(folds: list[dict]) -> Figure:
     return fig
 
 
+def _protocol_text(tc: Any) -> str:
+    """One sentence on how the models were trained and selected."""
+    if tc.protocol == "thesis":
+        text = (f"Thesis protocol: {tc.max_epochs} fixed epochs, no validation, unshuffled "
+                "batches, unweighted loss, final weights.")
+    elif tc.model_selection == "inner_cv":
+        text = (f"Epoch count chosen per fold by an inner {tc.inner_folds}-fold "
+                f"leave-subjects-out loop on the training subjects ({tc.monitor}, up to "
+                f"{tc.max_epochs} epochs, at least {tc.min_epochs}); no early stopping.")
+    else:
+        val = (f"{tc.validation_subjects:g} of the training subjects"
+               if isinstance(tc.validation_subjects, float)
+               else f"{tc.validation_subjects} training subject(s)")
+        text = (f"Early stopping on {val} held out per fold ({tc.monitor}, patience "
+                f"{tc.patience}, {tc.min_epochs}-{tc.max_epochs} epochs), best epoch restored.")
+    alignment = {
+        "none": "No subject alignment.",
+        "euclidean": "Euclidean alignment per subject (whitened by its mean spatial "
+                     "covariance; the held-out subject's map uses its own unlabelled windows, "
+                     "i.e. transductive).",
+        "standardize": "Per-subject channel standardisation (the held-out subject's from its "
+                       "own unlabelled windows, i.e. transductive).",
+    }[tc.alignment]
+    return f"{text} {alignment}"
+
+
 def add_training_section(report: mne.Report, ctx: Any) -> None:
     """Add the classification section from the verified ``train`` results."""
     metrics, folds = _load(ctx)
@@ -166,6 +192,7 @@ def add_training_section(report: mne.Report, ctx: Any) -> None:
             "threshold permutes whole trials."
         )
     report.add_html(
+        f"<p>{html.escape(_protocol_text(ctx.config.training))}</p>"
         f"<p>{metrics['test_subject'].nunique()} folds x {metrics['repetition'].nunique()} "
         f"repetition(s); mean {label} over repetitions {per_rep.mean():.3f} "
         f"(sd {per_rep.std(ddof=0):.3f}); chance {chance:.2f}; "
