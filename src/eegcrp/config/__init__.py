@@ -38,6 +38,7 @@ from .data import (
     SimulatedConfig,
     SimulatedConfound,
 )
+from .evaluate import EvaluateConfig
 from .stages import DEFAULT_BANDS, ExplainConfig, ModelConfig, ParallelSection, TrainingConfig
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "DatasetConfig",
     "EEGMATConfig",
     "EEGMMIDBConfig",
+    "EvaluateConfig",
     "ExplainConfig",
     "FolderConfig",
     "KULConfig",
@@ -85,6 +87,7 @@ class StudyConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @field_validator("output_dir", "cache_dir")
     @classmethod
@@ -95,7 +98,7 @@ class StudyConfig(_Section):
     def _resolve_seeds(self) -> StudyConfig:
         # One seed for the study: a stage seed left null takes the study's, so changing
         # ``seed`` alone re-draws everything and the written config.yaml states each value.
-        for section in (self.dataset, self.training):
+        for section in (self.dataset, self.training, self.evaluate):
             if "seed" in type(section).model_fields and section.seed is None:
                 section.seed = self.seed
         return self

@@ -15,6 +15,7 @@ report     report/     every stage present                          ../report.ht
 from . import prepare  # noqa: F401
 from . import train  # noqa: F401
 from . import explain  # noqa: F401
+from . import evaluate  # noqa: F401
 from . import report  # noqa: F401
 # isort: on
 from .manifest import MANIFEST_NAME, Manifest

@@ -1,0 +1,203 @@
+"""Report section of the ``evaluate`` stage: is the explanation worth reading?
+
+Reads the stage's CSVs (listed in its verified manifest): faithfulness (AOPC per method and
+domain, perturbation curves), conservation per method, randomisation checks and, for
+simulated data, ground-truth recovery. :func:`faithfulness_verdict` condenses them into the
+sentence the report's summary opens with.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import mne
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+__all__ = ["add_quality_section", "faithfulness_verdict", "load_quality"]
+
+#: Colour-blind-safe palette (Okabe & Ito) for methods.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+           "#000000")
+SECTION = "Explanation quality"
+
+
+def load_quality(ctx: Any) -> dict[str, pd.DataFrame]:
+    """The evaluate stage's tables (empty frames for those not written)."""
+    folder = ctx.folder("evaluate")
+    products = ctx.manifests["evaluate"].products
+    out = {}
+    for name in ("aopc", "curves", "conservation", "randomisation", "ground_truth"):
+        path = folder / f"{name}.csv"
+        out[name] = pd.read_csv(path) if f"{name}.csv" in products and path.stat().st_size \
+            else pd.DataFrame()
+    return out
+
+
+def faithfulness_verdict(aopc: pd.DataFrame, method: str) -> str:
+    """One sentence: does ``method`` beat random removal in every domain (mean over folds)?"""
+    rows = aopc[aopc["method"] == method]
+    if rows.empty:
+        return f"no faithfulness results for {method}"
+    means = rows.groupby("domain")[["aopc_morf", "aopc_random", "abpc"]].mean()
+    better = [d for d, r in means.iterrows() if r.aopc_morf > r.aopc_random and r.abpc > 0]
+    if len(better) == len(means):
+        return (f"{method} is faithful in every domain: removing its most relevant units "
+                "lowers the decision score more than random removal ("
+                + ", ".join(f"{d} AOPC {r.aopc_morf:.2f} vs {r.aopc_random:.2f}"
+                            for d, r in means.iterrows()) + ")")
+    worse = [d for d in means.index if d not in better]
+    return (f"{method} beats random removal in {', '.join(better) or 'no domain'} but not in "
+            f"{', '.join(worse)}: read its relevance there with caution")
+
+
+def _aopc_figure(aopc: pd.DataFrame) -> Figure:
+    domains = list(dict.fromkeys(aopc["domain"]))
+    methods = list(dict.fromkeys(aopc["method"]))
+    fig, axes = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 3.6),
+                             layout="constrained", squeeze=False)
+    width = 0.8 / 3
+    for ax, domain in zip(axes[0], domains, strict=True):
+        rows = aopc[aopc["domain"] == domain]
+        x = np.arange(len(methods))
+        for k, (col, label, hatch) in enumerate((("aopc_morf", "most relevant first", ""),
+                                                 ("aopc_random", "random order", "//"),
+                                                 ("aopc_lerf", "least relevant first", ".."))):
+            stats = rows.groupby("method")[col].agg(["mean", "std"]).reindex(methods)
+            ax.bar(x + (k - 1) * width, stats["mean"], width, yerr=stats["std"].fillna(0),
+                   color=PALETTE[k], hatch=hatch, edgecolor="0.2", linewidth=0.4, label=label,
+                   error_kw={"elinewidth": 0.8, "capsize": 2})
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_xticks(x, [m.removeprefix("lrp:") for m in methods], rotation=30, ha="right",
+                      fontsize=8)
+        ax.set_title(f"removing {domain}", fontsize=10)
+        ax.set_ylabel("AOPC (decision score, logit units)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(frameon=False, fontsize=7)
+    fig.suptitle("Faithfulness: mean drop of the decision score as units are removed "
+                 "(bars: mean over folds, error bars: SD)", fontsize=10)
+    return fig
+
+
+def _curves_figure(curves: pd.DataFrame) -> Figure:
+    domains = list(dict.fromkeys(curves["domain"]))
+    methods = list(dict.fromkeys(curves["method"]))
+    fig, axes = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 3.4),
+                             layout="constrained", squeeze=False)
+    styles = {"morf": "-", "lerf": "--", "random": ":"}
+    for ax, domain in zip(axes[0], domains, strict=True):
+        rows = curves[curves["domain"] == domain]
+        for m, method in enumerate(methods):
+            for order, style in styles.items():
+                sel = rows[(rows["method"] == method) & (rows["order"] == order)]
+                mean = sel.groupby("fraction")["score"].mean()
+                ax.plot(mean.index, mean.values, style, color=PALETTE[m % len(PALETTE)],
+                        lw=1.2, label=method.removeprefix("lrp:") if order == "morf" else None)
+        ax.set(xlabel=f"fraction of {domain} removed", ylabel="decision score (logit units)",
+               title=f"{domain}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(frameon=False, fontsize=7, title="solid: most relevant first; dashed: "
+                      "least; dotted: random", title_fontsize=6)
+    fig.suptitle("Perturbation curves (mean over folds and windows)", fontsize=10)
+    return fig
+
+
+def _randomisation_figure(rand: pd.DataFrame) -> Figure | None:
+    cascade = rand[rand["check"] == "cascade"]
+    if cascade.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
+    steps = list(dict.fromkeys(cascade["step"]))
+    for k, col in enumerate(("heatmap_spearman", "topography_spearman")):
+        mean = cascade.groupby("step", sort=False)[col].mean().reindex(steps)
+        ax.plot(range(len(steps)), mean.values, "o-", color=PALETTE[k],
+                label=col.replace("_spearman", "").replace("_", " "))
+    shuffled = rand[rand["check"] == "shuffled_labels"]
+    if not shuffled.empty:
+        ax.axhline(float(shuffled["heatmap_spearman"].mean()), color=PALETTE[2], ls="--",
+                   label="heatmap, model on shuffled labels")
+    ax.set_xticks(range(len(steps)), steps, rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="Spearman correlation with the trained model", ylim=(-0.2, 1.05),
+           xlabel="layers re-drawn (cumulative, from the output down)")
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.legend(frameon=False, fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.suptitle("Randomisation sanity checks", fontsize=10)
+    return fig
+
+
+def _cell(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+
+def _table(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table class='table table-sm'><tr>{head}</tr>{body}</table>"
+
+
+def add_quality_section(report: mne.Report, ctx: Any) -> None:
+    """Add the explanation-quality section from the verified ``evaluate`` results."""
+    tables = load_quality(ctx)
+    aopc, curves, cons = tables["aopc"], tables["curves"], tables["conservation"]
+    main = f"lrp:{ctx.config.explain.composite}"
+    if not aopc.empty:
+        report.add_html(
+            f"<p>{html.escape(faithfulness_verdict(aopc, main))}.</p><p>Units (channels, "
+            "bands, time segments) are removed in order of their relevance; a faithful "
+            "explanation lowers the decision score faster than random removal (AOPC of "
+            "'most relevant first' above 'random order', positive ABPC).</p>"
+            + _table(aopc.groupby(["method", "domain"])[["aopc_morf", "aopc_random",
+                                                         "aopc_lerf", "abpc"]].mean()
+                     .reset_index()),
+            title="Faithfulness summary", section=SECTION)
+        for title, fig, guide in (
+            ("AOPC per method and domain", _aopc_figure(aopc),
+             "Read: the solid bar should clearly exceed the hatched random bar; a method whose "
+             "bars tie with random is not telling what the model uses."),
+            ("Perturbation curves", _curves_figure(curves),
+             "Read: solid lines should fall below dotted (random) ones at once; dashed "
+             "(least relevant first) lines should stay flat longest."),
+        ):
+            report.add_figure(fig, title=title, caption=guide, section=SECTION)
+            plt.close(fig)
+    if not cons.empty:
+        summary = cons.groupby("method")[["median", "q05", "q95", "flagged", "n_windows"]] \
+            .agg({"median": "median", "q05": "min", "q95": "max", "flagged": "sum",
+                  "n_windows": "sum"}).reset_index()
+        tol = float(cons["tolerance"].iloc[0])
+        report.add_html(
+            "<p>Conservation: the sum of each heatmap divided by the score it decomposes "
+            f"(ideal 1). Windows off by more than {100 * tol:g} % are flagged. Gradient "
+            "baselines do not conserve by design.</p>" + _table(summary),
+            title="Conservation per method", section=SECTION)
+    rand = tables["randomisation"]
+    if not rand.empty:
+        fig = _randomisation_figure(rand)
+        if fig is not None:
+            report.add_figure(
+                fig, title="Randomisation", section=SECTION,
+                caption="Read: similarity should fall as layers are re-drawn and stay low for "
+                        "a model trained on shuffled labels; similarity that stays high means "
+                        "the heatmap reflects the input more than the model.")
+            plt.close(fig)
+    truth = tables["ground_truth"]
+    if not truth.empty:
+        cols = [c for c in ("channel_share", "channel_chance", "channel_precision_at_k",
+                            "channel_auc", "band_share", "band_chance", "bin_auc",
+                            "time_share", "time_chance") if c in truth]
+        report.add_html(
+            "<p>Ground-truth recovery (simulated data): relevance share on the planted "
+            "channels, band and time window next to the share expected by chance, precision "
+            "of the top-k channels and ROC AUC of relevance as a detector of the planted "
+            "channels and bins. Mean over folds.</p>"
+            + _table(truth.groupby(["method", "class"])[cols].mean().reset_index()),
+            title="Ground-truth recovery", section=SECTION)
