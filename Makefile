@@ -21,8 +21,11 @@ $(VENV)/.base: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install --quiet --no-deps -c constraints.txt zennit
 	touch $@
 
+# zennit-crp (the reference CRP implementation the tests compare against) declares
+# torchvision too, which its attribution and concepts modules never import: --no-deps.
 $(VENV)/.test: $(VENV)/.base
 	$(PIP) install --quiet -c constraints.txt -e '.[test,moabb]'
+	$(PIP) install --quiet --no-deps -c constraints.txt zennit-crp
 	touch $@
 
 demo: $(VENV)/.base

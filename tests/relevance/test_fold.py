@@ -48,7 +48,13 @@ def test_three_phases_equal_computing_everything(tmp_path):
         trial, onset = h5["samples/trial"][()], h5["samples/onset"][()]
         act_mean = h5["summary/activation_mean"][()]
         n_sel = h5["summary/n_selected"][()]
+        ratio, flagged = h5["pairs/conservation"][()], h5["pairs/flagged"][()].astype(bool)
+        heat_total = h5["pairs/heatmap_total"][()]
         stored = dict(h5.attrs)
+    # conservation per selected heatmap, flagged beyond the tolerance
+    np.testing.assert_allclose(ratio, heat_total / pairs["relevance"], rtol=1e-4)
+    assert np.array_equal(flagged, ~(np.abs(ratio - 1) <= 0.05))
+    assert stored["n_flagged"] == flagged.sum() and stored["conservation_tolerance"] == 0.05
     assert np.array_equal(trial, data.trial) and np.array_equal(onset, data.onset)
     _, act = ex.predict(xn)
     for c in (0, 1):

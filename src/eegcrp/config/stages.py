@@ -234,6 +234,10 @@ class ExplainConfig(ParallelSection):
         default_factory=lambda: dict(DEFAULT_BANDS),
         description="Frequency bands in Hz, [low, high) each.",
     )
+    conservation_tolerance: float = Field(
+        0.05, gt=0, description="A selected heatmap whose sum differs from its filter's "
+        "relevance by more than this fraction is flagged in the store and the report.",
+    )
     short_time: bool = Field(False, description="Also store time x frequency relevance.")
     short_time_window: float = Field(
         1.0, gt=0, description="Segment length of the short-time DFT in seconds (hop: half)."

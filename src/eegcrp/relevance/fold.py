@@ -159,7 +159,12 @@ def explain_fold(
             layer_total = totals.sum(-1).astype(np.float64)  # (n_classes, n)
             pair_rel = totals[selection.cls, selection.sample, selection.filt].astype(np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = heat_total / pair_rel
+                flagged = ~(np.abs(ratio - 1) <= config.conservation_tolerance)
+                writer.write_pair_values({"conservation": ratio, "flagged": flagged})
                 out.update(
+                    conservation_tolerance=float(config.conservation_tolerance),
+                    n_flagged=int(flagged.sum()),
                     conservation_upper=_rel_error(layer_total, start),
                     conservation_lower=_rel_error(heat_total, pair_rel),
                     layer_over_logit=_quantiles(layer_total / start),

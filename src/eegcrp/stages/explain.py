@@ -35,7 +35,7 @@ __all__ = ["FOLD_RECORD_KEYS"]
 #: Fold attributes copied into the manifest.
 FOLD_RECORD_KEYS = ("repetition", "subject", "file", "n_samples", "n_pairs",
                     "conservation_upper", "conservation_lower", "layer_over_logit",
-                    "input_over_layer", "wall_time_s", "device", "threads")
+                    "input_over_layer", "n_flagged", "wall_time_s", "device", "threads")
 
 
 def _window_columns(dataset: Any, subjects: list[str]) -> tuple[np.ndarray, np.ndarray]:

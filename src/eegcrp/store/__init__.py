@@ -23,7 +23,9 @@ readable with plain h5py:
                               filter and rank: ``class``, ``filter``, ``sample``, ``rank``,
                               ``relevance``, ``heatmaps`` (P, C, T), ``spectral_relevance`` and
                               ``spectra`` (P, C, bins), ``relevance_time`` and
-                              ``activation_time`` (P, T_layer), ``heatmap_total`` (P,), optional
+                              ``activation_time`` (P, T_layer), ``heatmap_total`` (P,),
+                              ``conservation`` (P,: heatmap total / filter relevance) and
+                              ``flagged`` (P,: off by more than the tolerance), optional
                               ``tf_relevance`` and ``tf_spectra`` (P, C, segments, freqs)
 ``summary/``                  per (class, filter): ``n_selected``, ``offsets`` (row ranges in
                               ``pairs``), ``total_relevance``, ``total_abs_relevance``,

@@ -185,10 +185,12 @@ class RelevanceRun:
         """Per fold: ``conservation_upper`` = sum |layer relevance - start| / sum |start| over
         windows and classes; ``conservation_lower`` = the same for each selected heatmap's
         total against its filter's relevance; ``layer_over_logit`` and ``input_over_layer``:
-        5th percentile, median and 95th percentile of those ratios."""
+        5th percentile, median and 95th percentile of those ratios; ``n_flagged``: selected
+        heatmaps off their filter's relevance by more than ``conservation_tolerance``."""
         keys = ("conservation_upper", "conservation_lower", "layer_over_logit",
-                "input_over_layer", "zero_bias", "composite", "init", "n_samples", "n_pairs",
-                "wall_time_s", "threads", "device")
+                "input_over_layer", "n_flagged", "conservation_tolerance", "zero_bias",
+                "composite", "init", "n_samples", "n_pairs", "wall_time_s", "threads",
+                "device")
         return pd.DataFrame([{"fold": f.name, **{k: f.attrs.get(k) for k in keys}}
                              for f in self.folds])
 

@@ -107,6 +107,14 @@ class FoldWriter:
         for name, values in arrays.items():
             g[name][rows] = np.asarray(values, np.float32)
 
+    def write_pair_values(self, values: Mapping[str, np.ndarray]) -> None:
+        """Whole per-pair columns written at once (e.g. conservation ratios and flags)."""
+        g = self._f.require_group("pairs")
+        for name, data in values.items():
+            data = np.asarray(data)
+            g.create_dataset(name, data=data.astype(np.int8 if data.dtype == bool
+                                                    else np.float32))
+
     def write_summary(self, summary: Mapping[str, np.ndarray], *, freqs: np.ndarray,
                       tf: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         """Per-(class, filter) summaries and coordinates."""
