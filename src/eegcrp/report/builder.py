@@ -57,12 +57,15 @@ def build_report(ctx: ReportContext, target: str | Path | None = None) -> Path:
         The written report.
     """
     from ..stages.registry import STAGES
+    from .summary_section import add_metadata_section, add_summary_section
 
     report = mne.Report(title=f"eegcrp: {ctx.config.name}", verbose="error")
+    add_summary_section(report, ctx)
     for name, manifest in ctx.manifests.items():
         stage = STAGES[name]
         if stage.report is not None and manifest is not None:
             stage.report(report, ctx)
+    add_metadata_section(report, ctx)
     target = Path(target) if target is not None else Path(ctx.config.output_dir) / "report.html"
     with atomic_path(target, ".html") as tmp:
         report.save(tmp, overwrite=True, open_browser=False, verbose="error")

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from ..config import DEFAULT_BANDS
 from ..data.base import EEGDataset
+from .topography import draw_channels
 
 __all__ = ["DEFAULT_BANDS", "add_data_section", "class_psd", "counts_table_html"]
 
@@ -86,12 +87,13 @@ def _psd_figure(dataset: EEGDataset, freqs: np.ndarray, psd: np.ndarray) -> Figu
 
 def _band_difference_figure(
     dataset: EEGDataset, freqs: np.ndarray, psd: np.ndarray,
-    bands: dict[str, tuple[float, float]],
+    bands: dict[str, tuple[float, float]], channels: dict,
 ) -> Figure | None:
-    """Topomaps of the band log-power difference between the first two classes."""
-    if len(dataset.classes) < 2 or len(dataset.ch_names) < 3:
+    """Band log-power difference between the first two classes, per channel: scalp maps
+    interpolated only where electrodes are, or bars for sparse montages
+    (:func:`eegcrp.report.topography.draw_channels`)."""
+    if len(dataset.classes) < 2:
         return None
-    info = dataset[dataset.subjects[0]].info
     bands = {k: v for k, v in bands.items() if v[0] < freqs[-1]}
     fig, axes = plt.subplots(1, len(bands), figsize=(2.4 * len(bands), 2.8),
                              layout="constrained")
@@ -103,12 +105,15 @@ def _band_difference_figure(
         diffs.append(np.nanmean(band[:, 1] - band[:, 0], axis=0))
     lim = max(float(np.nanmax(np.abs(diffs))), 1e-6)
     im = None
+    label = f"{dataset.classes[1]} − {dataset.classes[0]} (dB)"
     for ax, (name, (lo, hi)), d in zip(axes, bands.items(), diffs, strict=True):
-        im, _ = mne.viz.plot_topomap(d, info, axes=ax, show=False, cmap="RdBu_r",
-                                     vlim=(-lim, lim), contours=0)
+        im = draw_channels(ax, d, channels, vlim=(-lim, lim)) or im
         ax.set_title(f"{name}\n{lo:g}-{hi:g} Hz", fontsize=9)
-    fig.colorbar(im, ax=axes.tolist(), shrink=0.7,
-                 label=f"{dataset.classes[1]} − {dataset.classes[0]} (dB)")
+    if im is not None:
+        fig.colorbar(im, ax=axes.tolist(), shrink=0.7, label=label)
+    else:
+        axes[0].set_ylabel(label, fontsize=8)
+    fig.suptitle(f"Colour limits ±{lim:.2f} dB (symmetric)", fontsize=8)
     return fig
 
 
@@ -145,12 +150,18 @@ def add_data_section(report: mne.Report, ctx: Any) -> mne.Report:
         plt.close(fig)
     freqs, psd = class_psd(dataset)
     fig = _psd_figure(dataset, freqs, psd)
-    report.add_figure(fig, title="Per-class power spectra", section=section)
+    report.add_figure(fig, title="Per-class power spectra", section=section,
+                      caption="Read: the classes' spectra should differ in the bands the task "
+                              "modulates; a peak at the mains frequency means the notch did "
+                              "not work.")
     plt.close(fig)
     fig = None if bipolar else _band_difference_figure(dataset, freqs, psd,
-                                                       bands or DEFAULT_BANDS)
+                                                       bands or DEFAULT_BANDS, channels)
     if fig is not None:
-        report.add_figure(fig, title="Band power difference between classes",
-                          section=section)
+        report.add_figure(
+            fig, title="Band power difference between classes", section=section,
+            caption="Read: red where the second class has more power than the first, blue "
+                    "where less (mean over subjects, dB); a task effect should appear where "
+                    "the literature expects it, not at the edge electrodes (artefacts).")
         plt.close(fig)
     return report

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from ..stats import chance_threshold
 
-__all__ = ["add_training_section"]
+__all__ = ["add_training_section", "classification_summary"]
 
 
 def _load(ctx: Any) -> tuple[pd.DataFrame, list[dict]]:
@@ -137,14 +137,18 @@ def _protocol_text(tc: Any) -> str:
     return f"{text} {alignment}"
 
 
-def add_training_section(report: mne.Report, ctx: Any) -> None:
-    """Add the classification section from the verified ``train`` results."""
+def classification_summary(ctx: Any) -> dict[str, Any] | None:
+    """The numbers the classification section and the report's summary state.
+
+    Keys: ``metrics``, ``folds``, ``classes``, ``chance``, ``score`` (``accuracy`` or, for
+    imbalanced classes, ``balanced_accuracy``), ``mean``/``sd`` of it over subjects x
+    repetitions, ``threshold`` (per-subject permutation threshold, p < 0.05), ``above``
+    (held-out subjects whose mean exceeds it), ``labels``, ``trials``, ``counts``.
+    """
     metrics, folds = _load(ctx)
     if metrics.empty:
-        return
-    section = "Classification"
+        return None
     classes = list(ctx.manifests["prepare"].extra["dataset"]["classes"])
-    chance = 1.0 / len(classes)
     # test labels and trials from the first repetition's fold records (every repetition
     # tests the same windows of a subject)
     labels: dict[str, np.ndarray] = {}
@@ -155,23 +159,40 @@ def add_training_section(report: mne.Report, ctx: Any) -> None:
             labels[subject] = np.asarray(fold["predictions"]["y_true"], np.int64)
             trial = fold["predictions"].get("trial")
             trials[subject] = None if trial is None else np.asarray(trial)
-    subjects = list(labels)
-    counts = {s: np.bincount(labels[s], minlength=len(classes)) for s in subjects}
+    counts = {s: np.bincount(labels[s], minlength=len(classes)) for s in labels}
     # Accuracy rewards predicting the majority class of an imbalanced test set (a constant
     # "rest" scores 0.75 on eegmat); balanced accuracy centres every chance level on 1/k.
     imbalanced = any(len(set(c.tolist())) > 1 for c in counts.values())
     score = "balanced_accuracy" if imbalanced else "accuracy"
     threshold = pd.Series({
-        s: chance_threshold(labels[s], trials=trials[s], balanced=imbalanced)
-        for s in subjects
+        s: chance_threshold(labels[s], trials=trials[s], balanced=imbalanced) for s in labels
     })
+    tested = metrics["test_subject"].unique()
+    above = int((metrics.groupby("test_subject")[score].mean()
+                 > threshold.reindex(tested)).sum())
+    return {"metrics": metrics, "folds": folds, "classes": classes,
+            "chance": 1.0 / len(classes), "score": score, "imbalanced": imbalanced,
+            "mean": float(metrics[score].mean()), "sd": float(metrics[score].std()),
+            "threshold": threshold, "above": above, "n_subjects": len(tested),
+            "labels": labels, "trials": trials, "counts": counts}
+
+
+def add_training_section(report: mne.Report, ctx: Any) -> None:
+    """Add the classification section from the verified ``train`` results."""
+    cs = classification_summary(ctx)
+    if cs is None:
+        return
+    section = "Classification"
+    metrics, folds, classes, chance = cs["metrics"], cs["folds"], cs["classes"], cs["chance"]
+    score, imbalanced, threshold = cs["score"], cs["imbalanced"], cs["threshold"]
+    counts, trials = cs["counts"], cs["trials"]
     summary = metrics[["accuracy", "balanced_accuracy", "f1_macro", "roc_auc"]].agg(
         ["mean", "std"]).T
     per_rep = metrics.groupby("repetition")[score].mean()
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v['mean']:.3f}</td>"
                    f"<td>{v['std']:.3f}</td></tr>" for k, v in summary.iterrows())
     tested = metrics["test_subject"].unique()
-    above = (metrics.groupby("test_subject")[score].mean() > threshold.reindex(tested)).sum()
+    above = cs["above"]
     label = score.replace("_", " ")
     n_windows = np.mean([len(t) for t in trials.values() if t is not None] or [np.nan])
     n_trials = np.mean([len(np.unique(t)) for t in trials.values() if t is not None]
