@@ -88,7 +88,8 @@ class TrainingConfig(ParallelSection):
     min_epochs: int = Field(
         20, ge=1, description="Epochs before early stopping may pick or stop (a validation "
         "score of the first epochs is mostly noise: with 1 validation subject, eegmat folds "
-        "stopped at epoch 2-14 and 14 of 72 predicted one class for every window).",
+        "stopped at epoch 2-14 and 14 of 72 predicted one class for every window); at most "
+        "max_epochs.",
     )
     batch_size: int = Field(128, ge=1)
     learning_rate: float = Field(1e-3, gt=0, description="Adam learning rate.")
@@ -152,9 +153,6 @@ class TrainingConfig(ParallelSection):
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:
-        if self.min_epochs > self.max_epochs:
-            raise ValueError(f"min_epochs ({self.min_epochs}) exceeds max_epochs "
-                             f"({self.max_epochs}); lower min_epochs")
         if self.model_selection == "inner_cv" and self.protocol == "thesis":
             raise ValueError("model_selection 'inner_cv' does not apply to protocol 'thesis' "
                              "(fixed epochs, no validation); use protocol 'default'")

@@ -306,6 +306,12 @@ def _describe(result: dict[str, Any], config: Any) -> str:
     return "\n".join(lines)
 
 
+def _load(ctx: StageContext) -> dict[str, Any]:
+    extra = ctx.manifest.extra
+    return {"folds": len(extra.get("folds", [])), "methods": extra.get("methods", []),
+            "summary": extra.get("summary", [])}
+
+
 def _report(report: Any, ctx: Any) -> None:
     from ..report.quality_section import add_quality_section
 
@@ -323,4 +329,5 @@ STAGE = register(Stage(
     run=_run,
     report=_report,
     describe=_describe,
+    load=_load,
 ))

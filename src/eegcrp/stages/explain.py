@@ -204,6 +204,10 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     return {"computed": [f["name"] for f in pending], "folds": list(records)}
 
 
+def _load(ctx: StageContext) -> dict[str, Any]:
+    return {"computed": [], "folds": list(ctx.manifest.extra.get("order", []))}
+
+
 def _report(report: Any, ctx: Any) -> None:
     from ..report.relevance_section import add_relevance_section
 
@@ -227,4 +231,5 @@ STAGE = register(Stage(
     report=_report,
     format=2,
     describe=_describe,
+    load=_load,
 ))

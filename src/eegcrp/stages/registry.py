@@ -73,6 +73,10 @@ class Stage:
         ``f(config) -> dict`` of further values that decide the results (e.g. a cache key).
     describe : callable | None
         ``f(result, config) -> str``: what the CLI prints after the stage ran.
+    load : callable | None
+        ``f(ctx) -> result`` from the stage's finished products, or None when they do not
+        cover what this config asks for: a stage that has one is skipped when it is up to
+        date (same identity, same inputs, intact products, ``load`` not None).
     """
 
     name: str
@@ -88,6 +92,7 @@ class Stage:
     runs_missing: bool = True
     extra_identity: Callable[[StudyConfig], dict[str, Any]] | None = None
     describe: Callable[[Any, StudyConfig], str] | None = None
+    load: Callable[[StageContext], Any] | None = None
 
 
 #: Registered stages in pipeline order.
@@ -269,18 +274,32 @@ def run_stage(name: str, config: StudyConfig, *, progress: bool = True,
     if overwrite and folder.is_dir():  # replace every own result, stale files included
         shutil.rmtree(folder)
         previous = None
+    recorded = {k: {"identity": m.identity, "digest": m.digest} for k, m in inputs.items()}
+    if (not overwrite and previous is not None and previous.complete
+            and stage.load is not None and previous.inputs == recorded
+            and not previous.check_products(folder)):
+        result = stage.load(StageContext(config, folder, previous, inputs, progress,
+                                         overwrite, previous))
+        if result is not None:
+            logger.info("stage %s is up to date in %s", name, folder)
+            save_config(config)
+            _warn_stale(folder, previous)
+            return result
     folder.mkdir(parents=True, exist_ok=True)
     remove_temporary(folder)
     save_config(config)  # only now: every check passed
-    manifest = Manifest(stage=name, identity=identity, config=sections,
-                        inputs={k: {"identity": m.identity, "digest": m.digest}
-                                for k, m in inputs.items()})
+    manifest = Manifest(stage=name, identity=identity, config=sections, inputs=recorded)
     manifest.start(eegcrp=package_version())
     ctx = StageContext(config, folder, manifest, inputs, progress, overwrite, previous)
     ctx.save()
     result = stage.run(ctx)
     manifest.finish()
     ctx.save()
+    _warn_stale(folder, manifest)
+    return result
+
+
+def _warn_stale(folder: Path, manifest: Manifest) -> None:
     stale = stale_files(folder, manifest)
     if stale:
         logger.warning(
@@ -288,4 +307,3 @@ def run_stage(name: str, config: StudyConfig, *, progress: bool = True,
             "--overwrite removes them): %s", len(stale), folder,
             ", ".join(p.relative_to(folder).as_posix() for p in stale[:5]),
         )
-    return result

@@ -65,6 +65,18 @@ def _run(ctx: StageContext) -> pd.DataFrame:
     return trainer.metrics_
 
 
+def _load(ctx: StageContext) -> pd.DataFrame | None:
+    """The metrics of a finished run, if it has every fold this config asks for."""
+    from ..training import LOSOTrainer
+
+    subjects = ctx.inputs["prepare"].extra["dataset"]["subjects"]
+    wanted = [s.name for s in LOSOTrainer(ctx.config.model,
+                                          ctx.config.training).fold_specs(subjects)]
+    if wanted != list(ctx.manifest.extra.get("order", [])):
+        return None
+    return pd.read_csv(ctx.folder / "metrics.csv", dtype={"test_subject": str})
+
+
 def _report(report: Any, ctx: Any) -> None:
     from ..report.training_section import add_training_section
 
@@ -90,4 +102,5 @@ STAGE = register(Stage(
     report=_report,
     format=2,
     describe=_describe,
+    load=_load,
 ))

@@ -297,7 +297,7 @@ def train_model(
         history["val_acc"].append(val_acc)
         history["val_balanced_acc"].append(val_bacc)
         history["val_roc_auc"].append(val_auc)
-        if not early_stopping or epoch < config.min_epochs:
+        if not early_stopping or epoch < min(config.min_epochs, n_epochs):
             continue
         score = _selection_score(config.monitor, val_loss, val_bacc, val_auc)
         if score < best_score:

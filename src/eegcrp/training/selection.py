@@ -74,7 +74,7 @@ def _inner_loop(spec: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
         losses.append(loss)
     mean, mean_loss = np.mean(primary, axis=0), np.mean(losses, axis=0)
     epochs = np.arange(1, len(mean) + 1)
-    eligible = epochs >= tc.min_epochs
+    eligible = epochs >= min(tc.min_epochs, len(epochs))
     best = min(np.flatnonzero(eligible), key=lambda i: (round(float(mean[i]), 12),
                                                          float(mean_loss[i]), i))
     return {"epochs": int(epochs[best]), "groups": parts, "monitor": tc.monitor,
