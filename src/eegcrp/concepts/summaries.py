@@ -145,6 +145,20 @@ def _nanstd(x: np.ndarray, axis: int = 0) -> np.ndarray:
         return np.nanstd(x, axis=axis)
 
 
+def _representatives(dist: np.ndarray, folds: np.ndarray, n: int) -> list[int]:
+    """The ``n`` members nearest to the centroid, at most one per fold model while other
+    models contribute (so the atlas shows the concept across models)."""
+    order = np.argsort(dist, kind="stable")
+    picked: list[int] = []
+    seen: set[str] = set()
+    for i in order:
+        if folds[i] not in seen and len(picked) < n:
+            picked.append(int(i))
+            seen.add(folds[i])
+    picked += [int(i) for i in order if int(i) not in picked][: n - len(picked)]
+    return picked
+
+
 def cluster_summary(
     members: np.ndarray,
     cls: int,
@@ -171,7 +185,8 @@ def cluster_summary(
     space : ndarray (n_members, d)
         The members' points where coherence is measured (embedding, else descriptors).
     descriptors : ndarray (n_members, n_features)
-        The members' descriptors (representatives: nearest to ``centroid``).
+        The members' descriptors (representatives: nearest to ``centroid``, one per model
+        while other models contribute).
     centroid : ndarray | None
         The cluster's centroid in descriptor space (None: no representatives, e.g. "NC").
     """
@@ -202,8 +217,8 @@ def cluster_summary(
     reps: list[str] = []
     if centroid is not None and len(members):
         dist = centroid_distances(descriptors, centroid[None, :], metric)[:, 0]
-        nearest = np.argsort(dist, kind="stable")[:n_representatives]
-        reps = [str(k) for k in sub["key"].to_numpy()[nearest]]
+        reps = [str(k) for k in sub["key"].to_numpy()[
+            _representatives(dist, sub["fold"].to_numpy(), n_representatives)]]
     row["representatives"] = ";".join(reps)
     empty = lambda shape: np.full(shape, np.nan)  # noqa: E731
     nb = q.relevance_band.shape[-2:]
