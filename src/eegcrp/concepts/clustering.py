@@ -9,7 +9,9 @@ decreasing size.
 
 Permutation equivariance: the rows are embedded in a canonical order that depends only on
 their content (the projection on a fixed direction), so permuting the filters of a model,
-or any rows, permutes the labels and the embedding and changes nothing else. UMAP with a
+or any rows, permutes the labels and the embedding and changes nothing else. Exact
+duplicate rows are embedded and clustered once (see :meth:`ConceptClusterer.fit`), so a
+repetition repeated identically clusters exactly as the repetition alone. UMAP with a
 ``random_state`` is deterministic (and runs single-threaded).
 
 Matching (:func:`match_clusters`): the clusters of one clustering are assigned one-to-one
@@ -72,11 +74,11 @@ def _canonical_order(x: np.ndarray) -> np.ndarray:
     return np.argsort(-proj, kind="stable")
 
 
-def _relabel(labels: np.ndarray) -> np.ndarray:
-    """Clusters numbered by decreasing size (ties: first appearance); noise stays -1."""
+def _relabel(labels: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Clusters numbered by decreasing size (ties: the member first in the canonical order,
+    ``rank``); noise stays -1."""
     ids = [k for k in np.unique(labels) if k >= 0]
-    first = {k: int(np.flatnonzero(labels == k)[0]) for k in ids}
-    order = sorted(ids, key=lambda k: (-int(np.sum(labels == k)), first[k]))
+    order = sorted(ids, key=lambda k: (-int(np.sum(labels == k)), int(rank[labels == k].min())))
     out = np.full(labels.shape, -1, np.int64)
     for new, old in enumerate(order):
         out[labels == old] = new
@@ -218,19 +220,26 @@ class ConceptClusterer(ClusterMixin, BaseEstimator):
         return np.where(labels < 0, -1, labels)
 
     def fit(self, X: Any, y: Any = None) -> ConceptClusterer:
-        """Embed and cluster the rows of ``X`` (n_samples, n_features), unit norm each."""
+        """Embed and cluster the rows of ``X`` (n_samples, n_features), unit norm each.
+
+        Exact duplicate rows (e.g. identical models) are embedded and clustered once and
+        share their label: zero distances would otherwise distort UMAP's neighbourhoods and
+        the density estimate (sizes such as ``min_cluster_size`` count distinct rows).
+        """
         x = check_array(X, dtype=np.float64)
         if self.embedding not in ("umap", "none"):
             raise ValueError(f"embedding must be 'umap' or 'none', got {self.embedding!r}")
-        order = _canonical_order(x)
-        xo = x[order]
+        uniq, inverse = np.unique(x, axis=0, return_inverse=True)
+        inverse = np.asarray(inverse).ravel()
+        order = _canonical_order(uniq)
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
+        xo = uniq[order]
         self.n_neighbors_ = None
         emb = self._embed(xo) if self.embedding == "umap" else None
-        labels = _relabel(self._cluster(emb if emb is not None else xo))
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        self.labels_ = labels[inverse]
-        self.embedding_ = None if emb is None else emb[inverse]
+        labels = self._cluster(emb if emb is not None else xo)[rank][inverse]
+        self.labels_ = _relabel(labels, rank[inverse])
+        self.embedding_ = None if emb is None else emb[rank][inverse]
         self.centroids_ = centroids(x, self.labels_)
         self.n_clusters_ = len(self.centroids_)
         return self
