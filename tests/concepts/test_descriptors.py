@@ -28,7 +28,7 @@ def test_shapes_blocks_and_unit_norm():
     d = filter_descriptors(ds, KINDS)
     assert d.values.shape == (2, 12, sum(sizes.values()))
     assert np.allclose(np.linalg.norm(d.values, axis=-1), 1.0)
-    for kind, block in d.blocks.items():  # every block weighs the same
+    for block in d.blocks.values():  # every block weighs the same
         assert np.allclose(np.linalg.norm(d.values[..., block], axis=-1), 1 / math.sqrt(6))
     assert d.units["key"].iloc[5] == "rep00/S02/b2_conv2/1"
     assert list(d.units.columns) == ["key", "fold", "repetition", "subject", "layer", "filter"]
@@ -168,7 +168,8 @@ def test_end_to_end_invariance_to_rescaled_and_permuted_filters(tiny_study, tmp_
     d0 = filter_descriptors(orig, KINDS)
     k = 3
     for c in (2.5, -0.6):
-        fold = _reexplain(tiny_study, tmp_path / f"scaled{c}", lambda m: _scale_filter(m, k, c))
+        fold = _reexplain(tiny_study, tmp_path / f"scaled{c}",
+                          lambda m, c=c: _scale_filter(m, k, c))
         ds = _dataset(run, [fold])
         raw = ds["activation_mean"].values[0, :, k]
         assert np.allclose(raw, c * orig["activation_mean"].values[0, :, k], rtol=1e-4,

@@ -17,7 +17,7 @@ DESCRIPTOR_KINDS = ("activation_mean", "relevance_mean", "spectral", "spectral_b
 
 #: Fields that change only how the report draws the results, not the stage's results: they
 #: stay out of the stage's identity.
-REPORT_ONLY_FIELDS = ("power_display", "atlas_clusters", "atlas_windows")
+REPORT_ONLY_FIELDS = ("power_display", "report_clusters", "atlas_clusters", "atlas_windows")
 
 
 class ConceptsConfig(_Section):
@@ -90,6 +90,9 @@ class ConceptsConfig(_Section):
         "band centre and divided by the row's maximum (the thesis' 1/f compensation), or "
         "linear.",
     )
+    report_clusters: int = Field(4, ge=1, description="Report only: pooled clusters per class "
+                                 "with topographies and spectra (largest first; NC and all "
+                                 "are added).")
     atlas_clusters: int = Field(3, ge=1, description="Report only: stable clusters per class "
                                 "in the concept atlas (largest first).")
     atlas_windows: int = Field(3, ge=1, description="Report only: reference windows per "

@@ -210,7 +210,7 @@ def topography_figure(power: np.ndarray, relevance: np.ndarray, topo: Any,
                 info, idx = topo
                 im, _ = mne.viz.plot_topomap(np.nan_to_num(values[idx, b]), info, axes=ax,
                                              show=False, cmap=cmap, vlim=vlim, contours=0,
-                                             sensors=True)
+                                             sensors=True, image_interp="linear")
             else:
                 norm = plt.Normalize(*vlim)
                 ax.bar(np.arange(len(ch_names)), np.nan_to_num(values[:, b]),

@@ -37,10 +37,6 @@ from .relevance_section import positions_info
 __all__ = ["SECTION", "add_concepts_section", "atlas_clusters"]
 
 SECTION = "Concepts shared across subjects"
-#: Pooled clusters per class with their own topography figure (largest first).
-MAX_TOPOGRAPHIES = 6
-
-
 def _esc(value: Any) -> str:
     return html.escape(str(value))
 
@@ -185,7 +181,8 @@ def add_concepts_section(report: mne.Report, ctx: Any) -> None:
         ("Filters per model", models_figure(c.filters, classes),
          "How many filters of each held-out subject's models (all repetitions) fall in each "
          "cluster: a shared concept has a slice in most bars."),
-        ("Relevance spectra per cluster", spectra_figure(c.clusters, c.arrays, classes, bands),
+        ("Relevance spectra per cluster", spectra_figure(c.clusters, c.arrays, classes, bands,
+                                                       cfg.report_clusters),
          "Where in frequency each cluster's relevance lies; the band around the mean shows how "
          "much its filters differ."),
     ]
@@ -219,7 +216,7 @@ def _topographies(report: mne.Report, c: Any, run: Any, cfg: Any, classes: list[
         sub = c.clusters[(c.clusters["class"] == cls) & (c.clusters["scope"] == "pooled")
                          & (c.clusters["n_filters"] > 0)]
         real = sub[sub["label"] >= 0].sort_values("n_filters", ascending=False,
-                                                   kind="stable").head(MAX_TOPOGRAPHIES)
+                                                   kind="stable").head(cfg.report_clusters)
         for _, row in pd.concat([real, sub[sub["label"] < 0]]).iterrows():
             cid = row["cluster_id"]
             power = c.arrays["power_band"].sel(cluster=cid).values
