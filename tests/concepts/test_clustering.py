@@ -7,7 +7,11 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from eegcrp.concepts import ConceptClusterer, compute_concepts, match_clusters
-from eegcrp.concepts.clustering import resolve_min_cluster_size, resolve_n_neighbors
+from eegcrp.concepts.clustering import (
+    resolve_min_cluster_size,
+    resolve_n_epochs,
+    resolve_n_neighbors,
+)
 from eegcrp.config import ConceptsConfig
 from eegcrp.errors import ConceptsError, EEGCRPError
 from tests.concepts.conftest import synthetic_store
@@ -126,6 +130,7 @@ def test_resolved_settings():
     assert resolve_min_cluster_size("auto", 4, 0.5) == 5
     assert resolve_min_cluster_size("auto", 50, 0.5) == 25
     assert resolve_min_cluster_size(7, 50, 0.5) == 7
+    assert resolve_n_epochs("auto", 800) is None and resolve_n_epochs("auto", 8000) == 200
 
 
 def test_bad_input_is_a_clear_error():
@@ -138,3 +143,18 @@ def test_bad_input_is_a_clear_error():
         compute_concepts(few, ConceptsConfig(min_cluster_size=20))
     with pytest.raises(ConceptsError, match=r"--set concepts\.min_samples="):
         compute_concepts(few, ConceptsConfig(clustering="dbscan", min_samples=15))
+
+
+def test_exact_knn_matches_brute_force():
+    from scipy.spatial.distance import cdist
+
+    from eegcrp.concepts.clustering import exact_knn
+
+    x = np.random.default_rng(1).standard_normal((300, 7))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    for metric in ("cosine", "euclidean"):
+        idx, dist = exact_knn(x, 12, metric, chunk=64)
+        full = cdist(x, x, metric)
+        assert (idx[:, 0] == np.arange(300)).all() and np.allclose(dist[:, 0], 0, atol=1e-6)
+        assert np.allclose(dist, np.sort(full, axis=1)[:, :12], atol=1e-5)
+        assert np.allclose(np.take_along_axis(full, idx, 1), dist, atol=1e-5)

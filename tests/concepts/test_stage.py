@@ -8,6 +8,7 @@ import re
 
 import mne
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -37,16 +38,18 @@ def test_ground_truth_stable_shared_concept_on_the_planted_region(tmp_path, monk
     monkeypatch.setattr("eegcrp.parallel.cpu_count", lambda: 1)  # one thread per fold
     cfg = tiny_config(
         tmp_path,
-        dataset={"n_subjects": 4, "n_trials": 30, "snr": 2.0, "effect_size": 3.0,
+        dataset={"n_subjects": 4, "n_trials": 30, "snr": 3.0, "effect_size": 3.0,
                  "variability": 0.5, "weak_fraction": 0.0, "seed": 3, "sfreq": 128,
                  "trial_duration": 4.0, "effect_window": [0.5, 3.5]},
         preprocessing={"window": 2.0, "step": 0.5, "h_freq": 40.0},
         training={"repetitions": 2, "max_epochs": 10, "batch_size": 32,
-                  "learning_rate": 0.002, "validation_subjects": 0},
+                  "learning_rate": 0.005, "validation_subjects": 0},
         explain={"composite": "EpsilonPlus", "selection": "top_k", "top_k": 8},
         concepts={"report_clusters": 2, "atlas_clusters": 1, "atlas_windows": 2},  # fast
     )
     run_stages(cfg, "prepare", "train", "explain", "concepts")
+    metrics = pd.read_csv(cfg.output_dir / "training" / "metrics.csv")
+    assert (metrics["accuracy"] >= 0.65).sum() >= 4, metrics  # explanations of learned models
     c = load_concepts(cfg.output_dir)
     run = open_relevance(cfg.output_dir)
     planted = sorted({ch for e in run.ground_truth["contrasts"][0]["effects"]
@@ -62,7 +65,9 @@ def test_ground_truth_stable_shared_concept_on_the_planted_region(tmp_path, monk
     print(f"planted {planted}: expected by channel count {expected:.3f}; stable shared "
           f"clusters' positive mu/beta relevance on them: {shares}")
     assert shares, c.clusters[["cluster_id", "n_filters", "n_models", "stability"]]
-    assert max(shares.values()) > 0.5 > 4 * expected, shares  # measured 0.56-0.80
+    # measured (this machine): 0.92 (left_hand/1), 0.79, 0.00 (a cluster of relevance
+    # against the class), 0.78 (right_hand/1); expected by channel count 0.105
+    assert max(shares.values()) > 0.5 > 4 * expected, shares
     # products, schema, manifest
     assert len(c.filters) == 2 * 8 * 16 and c.filters["key"].is_unique is False
     assert c.filters.groupby("class")["key"].nunique().tolist() == [128, 128]
@@ -140,3 +145,28 @@ def test_one_fold_store_exits_2_naming_the_fix(tiny_study, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "1 fold model(s)" in err and "at least two models" in err
     assert "dataset.subjects" in err
+
+
+def test_topographies_bipolar_channels_get_bars_and_power_displays():
+    import matplotlib.pyplot as plt
+    from matplotlib.image import AxesImage
+
+    from eegcrp.config import DEFAULT_BANDS
+    from eegcrp.report.concepts_figures import _power_row, topography_figure
+
+    rng = np.random.default_rng(0)
+    power = rng.gamma(2.0, 1.0, (3, 5)) / np.array([1, 3, 5, 10, 22])
+    rel = rng.standard_normal((3, 5))
+    fig = topography_figure(power, rel, None, ["C3", "Cz", "C4"], DEFAULT_BANDS, "db", "t")
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert all(len(ax.patches) == 3 for ax in axes[:10])  # one bar per channel and band
+    assert not any(isinstance(a, AxesImage) for ax in axes for a in ax.get_children())
+    # relevance: symmetric limits shared by the row
+    assert axes[5].get_ylim() == axes[9].get_ylim() == (-np.abs(rel).max(), np.abs(rel).max())
+    plt.close(fig)
+    values, lim, unit = _power_row(power, DEFAULT_BANDS, "one_over_f")  # the thesis'
+    centres = np.array([2.5, 6, 10, 21, 45])
+    assert lim == (0.0, 1.0) and np.isclose(np.nanmax(values), 1.0)
+    assert np.allclose(values, power * centres / 2.5 / np.max(power * centres / 2.5))
+    values, lim, unit = _power_row(power, DEFAULT_BANDS, "db")
+    assert np.allclose(values, 10 * np.log10(power)) and "dB" in unit

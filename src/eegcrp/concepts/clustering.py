@@ -38,8 +38,10 @@ __all__ = [
     "ConceptClusterer",
     "centroid_distances",
     "centroids",
+    "exact_knn",
     "match_clusters",
     "resolve_min_cluster_size",
+    "resolve_n_epochs",
     "resolve_n_neighbors",
 ]
 
@@ -58,12 +60,52 @@ def resolve_n_neighbors(setting: int | str, n: int) -> int:
     return max(2, min(k, n - 1))
 
 
+def resolve_n_epochs(setting: int | str, n: int) -> int | None:
+    """UMAP's ``n_epochs``: 'auto' = None (UMAP's 500) below 4096 points, 200 from there."""
+    if setting == "auto":
+        return None if n < 4096 else 200
+    return int(setting)
+
+
 def resolve_min_cluster_size(setting: int | str, n_models: int, shared_fraction: float) -> int:
     """HDBSCAN's ``min_cluster_size``: 'auto' = max(5, ceil(shared_fraction x n_models)),
     the fewest filters a concept shared by that fraction of the models has."""
     if setting == "auto":
         return max(5, math.ceil(shared_fraction * n_models - 1e-9))
     return int(setting)
+
+
+def exact_knn(x: np.ndarray, k: int, metric: str = "cosine", chunk: int = 1024
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k nearest neighbours of every row, itself first: (indices, distances), each
+    (n, k), by brute force in chunks of rows (memory: chunk x n distances).
+
+    UMAP's own search is exact below 4096 rows and approximate (NN-descent, whose numba
+    kernels take a minute to compile in every new process) above; this is exact at every
+    size, and O(n^2) in time (8,000 rows: about 2 s).
+    """
+    n = len(x)
+    norms = np.einsum("ij,ij->i", x, x)
+    unit = x / np.sqrt(np.maximum(norms, 1e-300))[:, None]
+    indices = np.empty((n, k), np.int64)
+    dists = np.empty((n, k), np.float32)
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(start + chunk, n))
+        if metric == "cosine":
+            d = 1.0 - unit[rows] @ unit.T
+        else:
+            d = norms[rows, None] + norms[None, :] - 2.0 * (x[rows] @ x.T)
+        d = np.maximum(d, 0.0)
+        if metric != "cosine":
+            d = np.sqrt(d)
+        d[np.arange(len(rows)), rows] = -1.0  # itself first, whatever the rounding
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < n else np.tile(
+            np.arange(n), (len(rows), 1))
+        pd_ = np.take_along_axis(d, part, axis=1)
+        order = np.argsort(pd_, axis=1, kind="stable")
+        indices[rows] = np.take_along_axis(part, order, axis=1)
+        dists[rows] = np.maximum(np.take_along_axis(pd_, order, axis=1), 0.0)
+    return indices, dists
 
 
 def _canonical_order(x: np.ndarray) -> np.ndarray:
@@ -151,6 +193,8 @@ class ConceptClusterer(ClusterMixin, BaseEstimator):
         See :func:`resolve_n_neighbors`.
     min_dist : float
         UMAP's ``min_dist``.
+    n_epochs : int | 'auto'
+        See :func:`resolve_n_epochs`.
     clustering : {'hdbscan', 'dbscan'}
     min_cluster_size : int
         HDBSCAN's smallest cluster.
@@ -170,19 +214,20 @@ class ConceptClusterer(ClusterMixin, BaseEstimator):
     centroids_ : ndarray, shape (K, n_features)
         Mean descriptor of each cluster.
     n_neighbors_ : int | None
-        The neighbourhood UMAP used.
+        The neighbourhood UMAP used (exact nearest neighbours, :func:`exact_knn`).
     n_clusters_ : int
     """
 
     def __init__(self, embedding: str = "umap", metric: str = "cosine",
                  n_neighbors: int | str = "auto", min_dist: float = 0.0,
-                 clustering: str = "hdbscan", min_cluster_size: int = 5,
-                 min_samples: int | None = None, eps: float = 0.5,
+                 n_epochs: int | str = "auto", clustering: str = "hdbscan",
+                 min_cluster_size: int = 5, min_samples: int | None = None, eps: float = 0.5,
                  random_state: int | None = None) -> None:
         self.embedding = embedding
         self.metric = metric
         self.n_neighbors = n_neighbors
         self.min_dist = min_dist
+        self.n_epochs = n_epochs
         self.clustering = clustering
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -193,14 +238,18 @@ class ConceptClusterer(ClusterMixin, BaseEstimator):
         import umap
 
         self.n_neighbors_ = resolve_n_neighbors(self.n_neighbors, len(x))
+        knn = exact_knn(x, self.n_neighbors_, self.metric)
         reducer = umap.UMAP(n_components=2, n_neighbors=self.n_neighbors_, metric=self.metric,
                             min_dist=self.min_dist, random_state=self.random_state, n_jobs=1,
-                            init="spectral" if len(x) > 10 else "random")
+                            init="spectral" if len(x) > 10 else "random",
+                            n_epochs=resolve_n_epochs(self.n_epochs, len(x)),
+                            precomputed_knn=(*knn, None))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             out = reducer.fit_transform(x)
         for w in caught:  # e.g. a disconnected neighbourhood graph
-            logger.info("UMAP: %s", w.message)
+            if "knn_search_index" not in str(w.message):  # no transform(): not needed
+                logger.info("UMAP: %s", w.message)
         return np.asarray(out, np.float64)
 
     def _cluster(self, space: np.ndarray) -> np.ndarray:

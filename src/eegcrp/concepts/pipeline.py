@@ -105,7 +105,8 @@ def _fit(x: np.ndarray, idx: np.ndarray, n_models: int, config: ConceptsConfig, 
         )
     model = ConceptClusterer(
         embedding=config.embedding, metric=config.metric, n_neighbors=config.n_neighbors,
-        min_dist=config.min_dist, clustering=config.clustering, min_cluster_size=mcs,
+        min_dist=config.min_dist, n_epochs=config.n_epochs, clustering=config.clustering,
+        min_cluster_size=mcs,
         min_samples=config.min_samples, eps=config.eps, random_state=seed,
     ).fit(x[idx])
     return _Fit(idx, model, n_models, mcs)
@@ -157,6 +158,8 @@ def compute_concepts(
     bands = _bands(ds, config)
     desc = filter_descriptors(ds, config.descriptor, bands, layer)
     q = filter_quantities(ds, bands)
+    timings = {"descriptors": time.perf_counter() - start, "clustering": 0.0, "stability": 0.0,
+               "summaries": 0.0}
     classes, units = desc.classes, desc.units
     windows = window_classes(run, classes) if run is not None else None
     reps = sorted(int(r) for r in units["repetition"].unique())
@@ -170,6 +173,7 @@ def compute_concepts(
         valid = desc.valid[c]
         x = desc.values[c]
         all_idx = np.flatnonzero(valid)
+        tick = time.perf_counter()
         fits = {"pooled": _fit(x, all_idx, int(units["fold"].nunique()), config, seed,
                                f"class {cname!r}")}
         for r in reps:
@@ -183,6 +187,8 @@ def compute_concepts(
             full = np.full(len(units), -9, np.int64)
             full[fit.idx] = fit.model.labels_
             label_of[scope] = full
+        timings["clustering"] += time.perf_counter() - tick
+        tick = time.perf_counter()
         # ---- stability: match each repetition's clusters to the pooled ones
         matches: dict[str, pd.DataFrame] = {}
         recurrence = np.zeros(pooled.model.n_clusters_)
@@ -220,6 +226,8 @@ def compute_concepts(
             "n_neighbors": pooled.model.n_neighbors_, "ari_vs_pooled": np.nan,
             "n_matched": int(np.sum(stable)) if stable is not None else np.nan,
         })
+        timings["stability"] += time.perf_counter() - tick
+        tick = time.perf_counter()
         # ---- cluster rows and arrays
         n_shared = 0
         for scope, fit in fits.items():
@@ -288,6 +296,7 @@ def compute_concepts(
                 frame[f"windows_{name}"] = windows[0][c, :, j]
             frame["n_correct"] = windows[1][c]
         filter_rows.append(frame)
+        timings["summaries"] += time.perf_counter() - tick
         summary["classes"][cname] = {
             "filters": int(len(units)), "excluded": int(np.sum(~valid)),
             "clusters": int(pooled.model.n_clusters_),
@@ -295,13 +304,17 @@ def compute_concepts(
             "shared": n_shared, "min_cluster_size": pooled.min_cluster_size,
             "n_neighbors": pooled.model.n_neighbors_,
         }
+    tick = time.perf_counter()
+    agreement = model_agreement(ds)
+    timings["agreement"] = time.perf_counter() - tick
+    summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
     summary["wall_time_s"] = round(time.perf_counter() - start, 3)
     clusters, stability = pd.DataFrame(cluster_rows), pd.DataFrame(stability_rows)
     for frame in (clusters, stability):
         frame["repetition"] = frame["repetition"].astype("Int64")
     return ConceptsResult(
         filters=pd.concat(filter_rows, ignore_index=True), clusters=clusters,
-        stability=stability, agreement=model_agreement(ds),
+        stability=stability, agreement=agreement,
         arrays=_arrays(arrays, ds, q, desc), summary=summary,
     )
 

@@ -50,6 +50,11 @@ class ConceptsConfig(_Section):
         "every other filter (thesis; slow for many filters) or a number >= 2.",
     )
     min_dist: float = Field(0.0, ge=0, le=1, description="UMAP min_dist (thesis: 0).")
+    n_epochs: int | Literal["auto"] = Field(
+        "auto", description="UMAP optimisation epochs: 'auto' = UMAP's 500 below 4096 "
+        "filters and 200 from there (UMAP's own choice above 10,000: an epoch of a large "
+        "graph moves each point many times), or a number >= 10.",
+    )
     clustering: Literal["hdbscan", "dbscan"] = Field(
         "hdbscan", description="sklearn.cluster.HDBSCAN, or DBSCAN with eps/min_samples "
         "(thesis).",
@@ -122,6 +127,13 @@ class ConceptsConfig(_Section):
         if isinstance(value, int) and value < 2:
             raise ValueError(f"n_neighbors must be 'auto', 'all' or an integer >= 2, got "
                              f"{value}")
+        return value
+
+    @field_validator("n_epochs")
+    @classmethod
+    def _n_epochs(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 10:
+            raise ValueError(f"n_epochs must be 'auto' or an integer >= 10, got {value}")
         return value
 
     @field_validator("min_cluster_size")
