@@ -119,6 +119,153 @@ def _stable_text(assessable: bool, stable: bool | None, recurrence: float) -> st
             "the repetitions)")
 
 
+@dataclass
+class _Stability:
+    """Per class: the repetitions' matches to the pooled clusters and the verdicts."""
+
+    assessable: bool
+    matches: dict[str, pd.DataFrame]
+    recurrence: np.ndarray  # per pooled cluster (NaN when not assessable)
+    stable: np.ndarray | None  # per pooled cluster (None when not assessable)
+    rows: list[dict[str, Any]]  # stability.csv rows
+
+
+def _stability(cname: str, x: np.ndarray, fits: dict[str, _Fit], reps: list[int],
+               n_units: int, config: ConceptsConfig) -> _Stability:
+    """Match every repetition's clusters to the pooled ones; ARI against the pooled
+    clustering restricted to the repetition's filters (see the module docstring)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    pooled = fits["pooled"]
+    assessable = len(reps) >= 2
+    pooled_label = np.full(n_units, -9, np.int64)
+    pooled_label[pooled.idx] = pooled.model.labels_
+    matches: dict[str, pd.DataFrame] = {}
+    recurrence = np.zeros(pooled.model.n_clusters_)
+    rows = []
+    for r in reps:
+        scope = f"rep{r:02d}"
+        fit = fits[scope]
+        row: dict[str, Any] = {"class": cname, "scope": scope, "repetition": r,
+                               "n_filters": len(fit.idx), "n_clusters": fit.model.n_clusters_,
+                               "n_noise": int(np.sum(fit.model.labels_ == NOISE)),
+                               "min_cluster_size": fit.min_cluster_size,
+                               "n_neighbors": fit.model.n_neighbors_,
+                               "ari_vs_pooled": np.nan, "n_matched": np.nan}
+        if assessable:
+            m = match_clusters(x[pooled.idx], pooled.model.labels_, x[fit.idx],
+                               fit.model.labels_, metric=config.metric,
+                               quantile=config.match_quantile)
+            matches[scope] = m
+            hit = m["matched"].to_numpy()
+            recurrence[np.unique(hit[hit >= 0])] += 1
+            row["ari_vs_pooled"] = float(adjusted_rand_score(pooled_label[fit.idx],
+                                                             fit.model.labels_))
+            row["n_matched"] = int(np.sum(hit >= 0))
+        rows.append(row)
+    if assessable:
+        recurrence = recurrence / len(reps)
+        stable = recurrence >= config.stable_recurrence - 1e-9
+    else:
+        recurrence, stable = np.full_like(recurrence, np.nan), None
+    rows.append({"class": cname, "scope": "pooled", "repetition": np.nan,
+                 "n_filters": len(pooled.idx), "n_clusters": pooled.model.n_clusters_,
+                 "n_noise": int(np.sum(pooled.model.labels_ == NOISE)),
+                 "min_cluster_size": pooled.min_cluster_size,
+                 "n_neighbors": pooled.model.n_neighbors_, "ari_vs_pooled": np.nan,
+                 "n_matched": int(np.sum(stable)) if stable is not None else np.nan})
+    return _Stability(assessable, matches, recurrence, stable, rows)
+
+
+def _verdict(label: int, scope: str, st: _Stability) -> dict[str, Any]:
+    """The stability columns of one clusters.csv row."""
+    out: dict[str, Any] = {"matched": "", "match_distance": np.nan, "recurrence": np.nan,
+                           "stable": pd.NA, "stability": ""}
+    if label < 0:
+        return out
+    if scope == "pooled":
+        ok = None if st.stable is None else bool(st.stable[label])
+        rec = float(st.recurrence[label])
+        out.update(recurrence=rec, stable=pd.NA if ok is None else ok,
+                   stability=_stable_text(st.assessable, ok, rec))
+    elif scope in st.matches:
+        m = st.matches[scope].iloc[label]
+        j = int(m["matched"])
+        out.update(matched=cluster_name(j) if j >= 0 else "",
+                   match_distance=float(m["distance"]),
+                   stable=bool(st.stable[j]) if j >= 0 and st.stable is not None else False,
+                   stability=("matches pooled cluster " + cluster_name(j)) if j >= 0
+                   else "matches no pooled cluster")
+    else:
+        out["stability"] = _stable_text(False, None, np.nan)
+    return out
+
+
+def _cluster_rows(c: int, cname: str, x: np.ndarray, fits: dict[str, _Fit], st: _Stability,
+                  q: Any, units: pd.DataFrame, windows: Any, classes: list[str],
+                  config: ConceptsConfig, seed: int
+                  ) -> tuple[list[dict[str, Any]], list[tuple[str, dict[str, np.ndarray],
+                                                          np.ndarray]]]:
+    """clusters.csv rows and per-cluster arrays of every clustering of one class."""
+    rows, arrays = [], []
+    for scope, fit in fits.items():
+        labels = fit.model.labels_
+        space = fit.model.embedding_ if fit.model.embedding_ is not None else x[fit.idx]
+        for label in [*range(fit.model.n_clusters_), NOISE, ALL]:
+            pick = (labels == label) if label != ALL else np.ones(len(labels), bool)
+            members = fit.idx[pick]
+            if label >= 0:
+                cent = fit.model.centroids_[label]
+            else:
+                cent = x[members].mean(0) if len(members) else np.full(x.shape[1], np.nan)
+            metrics, arr = cluster_summary(
+                members, c, q, units, n_models_scope=fit.n_models,
+                shared_fraction=config.shared_fraction, space=space[pick],
+                descriptors=x[members], centroid=cent if label >= 0 else None,
+                n_representatives=config.n_representatives, metric=config.metric,
+                seed=seed, windows=windows, classes=classes)
+            cid = f"{cname}/{scope}/{cluster_name(label)}"
+            row = {"cluster_id": cid, "class": cname, "scope": scope,
+                   "repetition": np.nan if scope == "pooled" else int(scope[3:]),
+                   "cluster": cluster_name(label), "label": label, **metrics}
+            if label < 0:
+                row.update(shared=pd.NA, kind="noise" if label == NOISE else "all")
+            row.update(_verdict(label, scope, st))
+            rows.append(row)
+            arrays.append((cid, arr, cent))
+    return rows, arrays
+
+
+def _filter_frame(c: int, cname: str, ds: xr.Dataset, desc: Any, q: Any,
+                  fits: dict[str, _Fit], windows: Any, classes: list[str]) -> pd.DataFrame:
+    """filters.csv rows of one class."""
+    units = desc.units
+    frame = units.copy()
+    frame["class"] = cname
+    frame["n_selected"] = ds["n_selected"].values[:, c, :].reshape(-1).astype(np.int64)
+    frame["relevance"], frame["share"] = q.relevance[c], q.share[c]
+    frame["valid"], frame["excluded"] = desc.valid[c], desc.excluded[c]
+    rep_scope = np.array([f"rep{r:02d}" for r in units["repetition"]])
+    for name in ("pooled", "rep"):
+        lab = np.full(len(units), -9, np.int64)
+        xy = np.full((len(units), 2), np.nan)
+        for scope, fit in fits.items():
+            if (scope == "pooled") != (name == "pooled"):
+                continue
+            pick = np.ones(len(fit.idx), bool) if name == "pooled" else \
+                rep_scope[fit.idx] == scope
+            lab[fit.idx[pick]] = fit.model.labels_[pick]
+            if fit.model.embedding_ is not None:
+                xy[fit.idx[pick]] = fit.model.embedding_[pick]
+        frame[f"cluster_{name}"] = [cluster_name(v) if v > -9 else "excluded" for v in lab]
+        frame[f"x_{name}"], frame[f"y_{name}"] = xy[:, 0], xy[:, 1]
+    if windows is not None:
+        for j, name in enumerate(classes):
+            frame[f"windows_{name}"] = windows[0][c, :, j]
+        frame["n_correct"] = windows[1][c]
+    return frame
+
+
 def compute_concepts(
     ds: xr.Dataset,
     config: ConceptsConfig,
@@ -163,145 +310,41 @@ def compute_concepts(
     classes, units = desc.classes, desc.units
     windows = window_classes(run, classes) if run is not None else None
     reps = sorted(int(r) for r in units["repetition"].unique())
-    assessable = len(reps) >= 2
     rep_of = units["repetition"].to_numpy()
-    filter_rows, cluster_rows, stability_rows, arrays = [], [], [], []
-    summary: dict[str, Any] = {"classes": {}, "repetitions": len(reps),
-                               "models": int(units["fold"].nunique()),
-                               "stability_assessable": assessable}
+    n_models = int(units["fold"].nunique())
+    frames, cluster_rows, stability_rows, arrays = [], [], [], []
+    summary: dict[str, Any] = {"classes": {}, "repetitions": len(reps), "models": n_models,
+                               "stability_assessable": len(reps) >= 2}
     for c, cname in enumerate(classes):
-        valid = desc.valid[c]
-        x = desc.values[c]
-        all_idx = np.flatnonzero(valid)
         tick = time.perf_counter()
-        fits = {"pooled": _fit(x, all_idx, int(units["fold"].nunique()), config, seed,
+        valid, x = desc.valid[c], desc.values[c]
+        fits = {"pooled": _fit(x, np.flatnonzero(valid), n_models, config, seed,
                                f"class {cname!r}")}
-        for r in reps:
-            idx = np.flatnonzero(valid & (rep_of == r))
-            n_models = int(units.loc[rep_of == r, "fold"].nunique())
-            fits[f"rep{r:02d}"] = fits["pooled"] if not assessable else _fit(
-                x, idx, n_models, config, seed, f"class {cname!r}, repetition {r}")
+        for r in reps:  # with one repetition its clustering is the pooled one
+            fits[f"rep{r:02d}"] = fits["pooled"] if len(reps) < 2 else _fit(
+                x, np.flatnonzero(valid & (rep_of == r)),
+                int(units.loc[rep_of == r, "fold"].nunique()), config, seed,
+                f"class {cname!r}, repetition {r}")
+        tick2 = time.perf_counter()
+        timings["clustering"] += tick2 - tick
+        st = _stability(cname, x, fits, reps, len(units), config)
+        stability_rows += st.rows
+        tick3 = time.perf_counter()
+        timings["stability"] += tick3 - tick2
+        rows, arr = _cluster_rows(c, cname, x, fits, st, q, units, windows, classes, config,
+                                  seed)
+        cluster_rows += rows
+        arrays += arr
+        frames.append(_filter_frame(c, cname, ds, desc, q, fits, windows, classes))
+        timings["summaries"] += time.perf_counter() - tick3
         pooled = fits["pooled"]
-        label_of: dict[str, np.ndarray] = {}
-        for scope, fit in fits.items():
-            full = np.full(len(units), -9, np.int64)
-            full[fit.idx] = fit.model.labels_
-            label_of[scope] = full
-        timings["clustering"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        # ---- stability: match each repetition's clusters to the pooled ones
-        matches: dict[str, pd.DataFrame] = {}
-        recurrence = np.zeros(pooled.model.n_clusters_)
-        for r in reps:
-            scope = f"rep{r:02d}"
-            fit = fits[scope]
-            row: dict[str, Any] = {"class": cname, "scope": scope, "repetition": r,
-                                   "n_filters": len(fit.idx),
-                                   "n_clusters": fit.model.n_clusters_,
-                                   "n_noise": int(np.sum(fit.model.labels_ == NOISE)),
-                                   "min_cluster_size": fit.min_cluster_size,
-                                   "n_neighbors": fit.model.n_neighbors_}
-            if assessable:
-                from sklearn.metrics import adjusted_rand_score
-
-                m = match_clusters(x[pooled.idx], pooled.model.labels_, x[fit.idx],
-                                   fit.model.labels_, metric=config.metric,
-                                   quantile=config.match_quantile)
-                matches[scope] = m
-                hit = m["matched"].to_numpy()
-                recurrence[np.unique(hit[hit >= 0])] += 1
-                row["ari_vs_pooled"] = float(adjusted_rand_score(
-                    label_of["pooled"][fit.idx], fit.model.labels_))
-                row["n_matched"] = int(np.sum(hit >= 0))
-            else:
-                row["ari_vs_pooled"], row["n_matched"] = np.nan, np.nan
-            stability_rows.append(row)
-        recurrence = recurrence / len(reps) if assessable else np.full_like(recurrence, np.nan)
-        stable = (recurrence >= config.stable_recurrence - 1e-9) if assessable else None
-        stability_rows.append({
-            "class": cname, "scope": "pooled", "repetition": np.nan,
-            "n_filters": len(pooled.idx), "n_clusters": pooled.model.n_clusters_,
-            "n_noise": int(np.sum(pooled.model.labels_ == NOISE)),
-            "min_cluster_size": pooled.min_cluster_size,
-            "n_neighbors": pooled.model.n_neighbors_, "ari_vs_pooled": np.nan,
-            "n_matched": int(np.sum(stable)) if stable is not None else np.nan,
-        })
-        timings["stability"] += time.perf_counter() - tick
-        tick = time.perf_counter()
-        # ---- cluster rows and arrays
-        n_shared = 0
-        for scope, fit in fits.items():
-            labels = fit.model.labels_
-            space = fit.model.embedding_ if fit.model.embedding_ is not None else x[fit.idx]
-            groups = [*range(fit.model.n_clusters_), NOISE, ALL]
-            for label in groups:
-                pick = (labels == label) if label != ALL else np.ones(len(labels), bool)
-                members = fit.idx[pick]
-                cent = (fit.model.centroids_[label] if label >= 0 else
-                        (x[members].mean(0) if len(members) else np.full(x.shape[1], np.nan)))
-                metrics, arr = cluster_summary(
-                    members, c, q, units, n_models_scope=fit.n_models,
-                    shared_fraction=config.shared_fraction, space=space[pick],
-                    descriptors=x[members], centroid=cent if label >= 0 else None,
-                    n_representatives=config.n_representatives, metric=config.metric,
-                    seed=seed, windows=windows, classes=classes)
-                cid = f"{cname}/{scope}/{cluster_name(label)}"
-                row = {"cluster_id": cid, "class": cname, "scope": scope,
-                       "repetition": np.nan if scope == "pooled" else int(scope[3:]),
-                       "cluster": cluster_name(label), "label": label, **metrics}
-                if label < 0:
-                    row.update(shared=pd.NA, kind="noise" if label == NOISE else "all")
-                row.update(matched="", match_distance=np.nan, recurrence=np.nan,
-                           stable=pd.NA, stability="")
-                if label >= 0 and scope == "pooled":
-                    ok = None if stable is None else bool(stable[label])
-                    row.update(recurrence=float(recurrence[label]), stable=pd.NA if ok is None
-                               else ok,
-                               stability=_stable_text(assessable, ok, float(recurrence[label])))
-                    n_shared += bool(metrics["shared"])
-                elif label >= 0 and scope in matches:
-                    m = matches[scope].iloc[label]
-                    j = int(m["matched"])
-                    row.update(matched=cluster_name(j) if j >= 0 else "",
-                               match_distance=float(m["distance"]),
-                               stable=bool(stable[j]) if j >= 0 else False)
-                    row["stability"] = ("matches pooled cluster " + cluster_name(j)
-                                        if j >= 0 else "matches no pooled cluster")
-                elif label >= 0:
-                    row["stability"] = _stable_text(False, None, np.nan)
-                cluster_rows.append(row)
-                arrays.append((cid, arr, cent))
-        # ---- filter rows
-        frame = units.copy()
-        frame["class"] = cname
-        frame["n_selected"] = ds["n_selected"].values[:, c, :].reshape(-1).astype(np.int64)
-        frame["relevance"], frame["share"] = q.relevance[c], q.share[c]
-        frame["valid"], frame["excluded"] = valid, desc.excluded[c]
-        rep_scope = np.array([f"rep{r:02d}" for r in rep_of])
-        for name in ("pooled", "rep"):
-            lab = np.full(len(units), -9, np.int64)
-            xy = np.full((len(units), 2), np.nan)
-            for scope, fit in fits.items():
-                if (scope == "pooled") != (name == "pooled"):
-                    continue
-                rows = fit.idx if name == "pooled" else fit.idx[rep_scope[fit.idx] == scope]
-                pick = np.isin(fit.idx, rows)
-                lab[rows] = fit.model.labels_[pick]
-                if fit.model.embedding_ is not None:
-                    xy[rows] = fit.model.embedding_[pick]
-            frame[f"cluster_{name}"] = [cluster_name(v) if v > -9 else "excluded" for v in lab]
-            frame[f"x_{name}"], frame[f"y_{name}"] = xy[:, 0], xy[:, 1]
-        if windows is not None:
-            for j, name in enumerate(classes):
-                frame[f"windows_{name}"] = windows[0][c, :, j]
-            frame["n_correct"] = windows[1][c]
-        filter_rows.append(frame)
-        timings["summaries"] += time.perf_counter() - tick
         summary["classes"][cname] = {
             "filters": int(len(units)), "excluded": int(np.sum(~valid)),
             "clusters": int(pooled.model.n_clusters_),
-            "stable": int(np.sum(stable)) if stable is not None else None,
-            "shared": n_shared, "min_cluster_size": pooled.min_cluster_size,
+            "stable": int(np.sum(st.stable)) if st.stable is not None else None,
+            "shared": int(sum(bool(r["shared"]) for r in rows
+                              if r["scope"] == "pooled" and r["label"] >= 0)),
+            "min_cluster_size": pooled.min_cluster_size,
             "n_neighbors": pooled.model.n_neighbors_,
         }
     tick = time.perf_counter()
@@ -313,7 +356,7 @@ def compute_concepts(
     for frame in (clusters, stability):
         frame["repetition"] = frame["repetition"].astype("Int64")
     return ConceptsResult(
-        filters=pd.concat(filter_rows, ignore_index=True), clusters=clusters,
+        filters=pd.concat(frames, ignore_index=True), clusters=clusters,
         stability=stability, agreement=agreement,
         arrays=_arrays(arrays, ds, q, desc), summary=summary,
     )
