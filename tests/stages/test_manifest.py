@@ -78,7 +78,8 @@ def test_identities_follow_the_result_settings_only(tmp_path):
     assert changed(concepts={"power_display": "linear", "atlas_windows": 5}) == set()  # report
     assert changed(preprocessing={"l_freq": 8.0}) >= {"prepare", "train", "explain"}
     # the study seed is every stage seed left null
-    assert changed(seed=7) >= {"prepare", "train", "explain", "concepts"}
+    assert "concepts" in changed(seed=7)  # concepts.seed (UMAP) takes the study seed
+    assert changed(seed=7) >= {"prepare", "train", "explain"}
     assert tiny_config(tmp_path, seed=7).training.seed == 7
     assert tiny_config(tmp_path, seed=7, training={"seed": 3}).training.seed == 3
 
