@@ -83,9 +83,9 @@ def scatter_figure(filters: pd.DataFrame, classes: list[str]) -> Figure:
 
 def metrics_figure(clusters: pd.DataFrame, classes: list[str]) -> Figure:
     """Per class and pooled cluster: filters, models, mean relevance, coherence."""
-    cols = [("n_filters", "filters"), ("n_models", "models contributing"),
-            ("mean_relevance", f"mean relevance ({_UNIT})"),
-            ("coherence", "coherence (1 / mean distance)")]
+    cols = [("n_filters", "filters", "filters"), ("n_models", "models", "models contributing"),
+            ("mean_relevance", "mean relevance", f"relevance per window ({_UNIT})"),
+            ("coherence", "coherence", "1 / mean pairwise distance")]
     fig, axes = plt.subplots(len(classes), len(cols), figsize=(13.0, 2.6 * len(classes) + 0.6),
                              layout="constrained", squeeze=False)
     for r, cls in enumerate(classes):
@@ -93,16 +93,16 @@ def metrics_figure(clusters: pd.DataFrame, classes: list[str]) -> Figure:
         labels = [_label(row) for _, row in sub.iterrows()]
         styles = [cluster_style(n) for n in sub["cluster"]]
         x = np.arange(len(sub))
-        for c, (col, title) in enumerate(cols):
+        for c, (col, title, ylabel) in enumerate(cols):
             ax = axes[r, c]
             bars = ax.bar(x, sub[col].to_numpy(np.float64), color=[s["color"] for s in styles],
                           edgecolor="0.2", lw=0.4)
             for bar, style in zip(bars, styles, strict=True):
                 bar.set_hatch(style["hatch"])
             ax.set_xticks(x, labels, fontsize=7, rotation=90 if len(x) > 12 else 0)
-            ax.set_ylabel(title, fontsize=8)
+            ax.set_ylabel(ylabel, fontsize=8)
             ax.axhline(0, color="0.3", lw=0.6)
-            ax.set_title(f"class {cls}: {title}", fontsize=9)
+            ax.set_title(f"{cls}: {title}", fontsize=9)
             if r == len(classes) - 1:
                 ax.set_xlabel("cluster (* stable)", fontsize=8)
     fig.suptitle("Cluster metrics of the pooled clustering (NC: noise; all: every filter)",
@@ -164,9 +164,9 @@ def spectra_figure(clusters: pd.DataFrame, arrays: Any, classes: list[str],
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
         ax.legend(fontsize=7, frameon=False, ncols=2, title="cluster (* stable)",
                   title_fontsize=7)
-    fig.suptitle(f"Relevance spectra of the {max_clusters} largest clusters and NC (per "
+    fig.suptitle(f"Relevance spectra of the {max_clusters} largest clusters and NC\n(per "
                  "selected window, summed over channels; line: mean over the cluster's "
-                 "filters, band: ±1 SD); shaded: the bands", fontsize=10)
+                 "filters, band: ±1 SD; shaded: the bands)", fontsize=10)
     return fig
 
 
