@@ -78,7 +78,7 @@ def test_permuting_filters_of_a_model_permutes_descriptors():
     assert np.allclose(b[:, :4], a[:, :4]) and np.allclose(b[:, 8:], a[:, 8:])
 
 
-def test_filters_without_selected_windows_are_excluded_and_recorded():
+def test_filters_without_selected_windows_are_excluded_and_recorded(tmp_path):
     ds = synthetic_store(n_reps=1, n_subjects=6)
     ds["n_selected"].values[2, 0, 5] = 0
     for name in ("activation_mean", "relevance_mean", "power_mean"):
@@ -95,6 +95,25 @@ def test_filters_without_selected_windows_are_excluded_and_recorded():
     assert result.summary["classes"]["a"]["excluded"] == 1
     every = result.clusters.query("cluster == 'all' and scope == 'pooled' and `class` == 'a'")
     assert int(every["n_filters"].iloc[0]) == 95
+    # the products read back with their types (load_concepts)
+    import json
+
+    from eegcrp.concepts import load_concepts, write_concepts
+
+    products = write_concepts(result, tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"stage": "concepts", "complete": True, "products": {p: {} for p in products}}))
+    back = load_concepts(tmp_path)
+    assert back.filters.iloc[unit]["cluster_pooled"] == "excluded"
+    assert back.filters["valid"].dtype == "boolean" and back.filters["subject"].iloc[0] == "S01"
+    assert back.clusters["stable"].dtype == "boolean"
+    assert back.clusters["repetition"].dtype == "Int64"
+    assert (back.clusters["cluster_id"] == result.clusters["cluster_id"]).all()
+    assert np.allclose(back.arrays["relevance_band"].values,
+                       result.arrays["relevance_band"].values, equal_nan=True)
+    assert list(back.arrays["channel"].values) == list(result.arrays["channel"].values)
+    assert len(back.pooled("a")) == result.summary["classes"]["a"]["clusters"]
+    assert set(result.summary["agreement"]["a"]) == {"different"}  # one repetition
 
 
 # --------------------------------------------------------------------------- end to end

@@ -350,6 +350,10 @@ def compute_concepts(
     tick = time.perf_counter()
     agreement = model_agreement(ds)
     timings["agreement"] = time.perf_counter() - tick
+    summary["agreement"] = {
+        str(cls): {kind: {"mean_r": float(g["r"].mean()), "pairs": len(g)}
+                   for kind, g in part.groupby("kind")}
+        for cls, part in agreement.groupby("class")}
     summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
     summary["wall_time_s"] = round(time.perf_counter() - start, 3)
     clusters, stability = pd.DataFrame(cluster_rows), pd.DataFrame(stability_rows)
