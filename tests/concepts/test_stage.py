@@ -45,7 +45,7 @@ def test_ground_truth_stable_shared_concept_on_the_planted_region(tmp_path, monk
         training={"repetitions": 2, "max_epochs": 10, "batch_size": 32,
                   "learning_rate": 0.005, "validation_subjects": 0},
         explain={"composite": "EpsilonPlus", "selection": "top_k", "top_k": 8},
-        concepts={"report_clusters": 2, "atlas_clusters": 1, "atlas_windows": 2},  # fast
+        concepts={"report_clusters": 1, "atlas_clusters": 1, "atlas_windows": 2},  # fast
     )
     run_stages(cfg, "prepare", "train", "explain", "concepts")
     metrics = pd.read_csv(cfg.output_dir / "training" / "metrics.csv")
