@@ -39,6 +39,7 @@ __all__ = [
     "StudyConfig",
     "TrainingError",
     "__version__",
+    "load_concepts",
     "load_config",
     "load_relevance",
     "open_relevance",
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "load_concepts": ("eegcrp.concepts", "load_concepts"),
     "load_relevance": ("eegcrp.store", "load_relevance"),
     "open_relevance": ("eegcrp.store", "open_relevance"),
     "prepare": ("eegcrp.preprocessing", "prepare"),

@@ -8,6 +8,7 @@ status 2 and prints the message; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 __all__ = [
+    "ConceptsError",
     "ConfigError",
     "DataError",
     "EEGCRPError",
@@ -36,6 +37,10 @@ class TrainingError(EEGCRPError, RuntimeError):
 
 class ExplainError(EEGCRPError, RuntimeError):
     """Explanations cannot be computed; the message says why and the fix."""
+
+
+class ConceptsError(EEGCRPError, RuntimeError):
+    """Concepts cannot be clustered from the explain results; the message says why and the fix."""
 
 
 class StoreError(EEGCRPError, RuntimeError):

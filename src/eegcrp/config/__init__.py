@@ -6,7 +6,8 @@ Unknown keys and bad values raise :class:`ConfigError`, whose message names the 
 the allowed keys or values, so a typo never silently falls back to a default.
 
 The sections live beside this module: :mod:`.data` (datasets, preprocessing) and
-:mod:`.stages` (model, training, explain and the later stages).
+:mod:`.stages` (model, training, explain and the later stages), :mod:`.concepts` (the
+concepts stage).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 from ..errors import ConfigError
 from .base import Section as _Section
 from .base import data_root
+from .concepts import ConceptsConfig
 from .data import (
     SIMULATED_CHANNEL_PRESETS,
     SIMULATED_CLASSES,
@@ -46,6 +48,7 @@ __all__ = [
     "SIMULATED_CHANNEL_PRESETS",
     "SIMULATED_CLASSES",
     "BCIIV2bConfig",
+    "ConceptsConfig",
     "ConfigError",
     "DatasetConfig",
     "EEGMATConfig",
@@ -87,6 +90,7 @@ class StudyConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    concepts: ConceptsConfig = Field(default_factory=ConceptsConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @field_validator("output_dir", "cache_dir")
@@ -98,7 +102,7 @@ class StudyConfig(_Section):
     def _resolve_seeds(self) -> StudyConfig:
         # One seed for the study: a stage seed left null takes the study's, so changing
         # ``seed`` alone re-draws everything and the written config.yaml states each value.
-        for section in (self.dataset, self.training, self.evaluate):
+        for section in (self.dataset, self.training, self.concepts, self.evaluate):
             if "seed" in type(section).model_fields and section.seed is None:
                 section.seed = self.seed
         return self

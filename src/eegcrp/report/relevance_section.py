@@ -11,9 +11,10 @@ Conventions
   layer: signed, in %, and comparable between folds whose logits differ in scale.
 * Means over "folds and selected windows" pool the selected windows of all folds (fold means
   weighted by the number of windows each fold selected).
-* Filter ``k`` of two fold models is not necessarily the same concept: the models are trained
-  independently, so index-wise averages across folds are only as meaningful as the spread
-  across folds in the ranking figure is small.
+* Filter ``k`` of two fold models is not the same concept: the models are trained
+  independently. The figures here pool every filter of the layer (which is fine); figures
+  per concept across folds are drawn per concept cluster by the concepts stage
+  (:mod:`eegcrp.report.concepts_section`), never per filter index.
 """
 
 from __future__ import annotations
@@ -37,11 +38,8 @@ from ..errors import StoreError
 from ..relevance.spectral import band_mean, band_sum
 from ..store import RelevanceRun, open_relevance
 
-__all__ = ["N_TOP", "RelevanceSummary", "add_relevance_section", "positions_info",
+__all__ = ["RelevanceSummary", "add_relevance_section", "positions_info",
            "summarise_relevance"]
-
-#: Filters per class shown in the heatmap and spectrum figures.
-N_TOP = 3
 
 _UNIT = "relevance (logit units)"
 
@@ -61,10 +59,6 @@ class RelevanceSummary:
     n_folds : int
     share : ndarray (fold, class, filter)
         Relevance share of each filter (fraction; NaN where a fold has no relevance).
-    ranking : ndarray (class, filter)
-        Filter indices per class, most relevant first.
-    top : ndarray (class, n_top)
-        The first ``n_top`` filters of ``ranking`` that have selected windows.
     n_selected : ndarray (class, filter)
         Selected windows summed over folds.
     freqs : ndarray (freq,)
@@ -73,8 +67,9 @@ class RelevanceSummary:
         Mean relevance per bin of a selected window (NaN without selected windows).
     power : ndarray (class, filter, channel, freq)
         Mean energy per bin of the selected (z-scored) windows.
-    heatmaps : ndarray (class, n_top, channel, time)
-        Mean conditional input heatmap of the top filters.
+
+    The (class, filter) arrays are indexed by filter position only to pool over every filter
+    (:meth:`all_filters`); never read them per filter index across folds.
     """
 
     classes: list[str]
@@ -82,13 +77,10 @@ class RelevanceSummary:
     layer: str
     n_folds: int
     share: np.ndarray
-    ranking: np.ndarray
-    top: np.ndarray
     n_selected: np.ndarray
     freqs: np.ndarray
     spectral: np.ndarray
     power: np.ndarray
-    heatmaps: np.ndarray
 
     def all_filters(self, values: np.ndarray) -> np.ndarray:
         """Mean over the selected windows of all filters of a (class, filter, ...) mean."""
@@ -107,16 +99,8 @@ def _nanmean(values: Any, axis: int | None = None) -> Any:
         return np.nanmean(np.asarray(values, np.float64), axis=axis)
 
 
-def _rank_key(share: np.ndarray, rank_by: str) -> np.ndarray:
-    """(class, filter) score the filters are ranked by: |mean share over folds| (``abs``,
-    a consistent contribution of either sign) or the signed mean share."""
-    mean = _nanmean(share, axis=0)  # all-NaN filters: ranked last
-    key = np.abs(mean) if rank_by == "abs" else mean
-    return np.nan_to_num(key, nan=-np.inf)
-
-
-def summarise_relevance(run: RelevanceRun, n_top: int = N_TOP) -> RelevanceSummary:
-    """Aggregate a run over folds (reads each fold once, heatmaps slice by slice)."""
+def summarise_relevance(run: RelevanceRun) -> RelevanceSummary:
+    """Aggregate a run over folds and every filter (reads each fold's summaries once)."""
     if not run.folds:
         raise StoreError(f"no folds in {run.run_dir}")
     meta = run.meta
@@ -129,41 +113,26 @@ def summarise_relevance(run: RelevanceRun, n_top: int = N_TOP) -> RelevanceSumma
     n_sel = np.stack(counts)
     denom = np.abs(total).sum(-1, keepdims=True)
     share = np.divide(total, denom, out=np.full_like(total, np.nan), where=denom > 0)
-    ranking = np.argsort(-_rank_key(share, str(meta.get("rank_by", "abs"))), axis=1,
-                         kind="stable")
     n_total = n_sel.sum(0)
-    # top filters: the best ranked among those with selected windows (others only if needed)
-    top = np.array([([f for f in order if n_total[c, f] > 0] +
-                     [f for f in order if n_total[c, f] == 0])[:n_top]
-                    for c, order in enumerate(ranking)], dtype=np.int64)
-
     n_classes, n_filters = n_total.shape
-    n_channels, n_times = len(meta["ch_names"]), int(meta["n_times"])
+    n_channels = len(meta["ch_names"])
     freqs = np.asarray(meta["freqs"], np.float64)
     spec = np.zeros((n_classes, n_filters, n_channels, len(freqs)))
     power = np.zeros_like(spec)
-    heat = np.zeros((n_classes, top.shape[1], n_channels, n_times))
     for fold, n in zip(run.folds, n_sel, strict=True):
         w = n.astype(np.float64)[..., None, None]
         with fold.open() as f:
             spec += np.nan_to_num(f["summary/spectral_relevance_sum"][()].astype(np.float64))
             pm = f["summary/power_mean"][()].astype(np.float64)
             power += np.where(w > 0, np.nan_to_num(pm), 0.0) * w
-            hm = f["summary/heatmap_mean"]
-            for c in range(n_classes):
-                for j, filt in enumerate(top[c]):
-                    if n[c, filt] > 0:
-                        heat[c, j] += hm[c, int(filt)].astype(np.float64) * n[c, filt]
     with np.errstate(invalid="ignore", divide="ignore"):
         div = np.where(n_total > 0, n_total, np.nan).astype(np.float64)
         spec /= div[..., None, None]
         power /= div[..., None, None]
-        heat /= np.take_along_axis(div, top, axis=1)[..., None, None]
     return RelevanceSummary(
         classes=list(meta["classes"]), ch_names=list(meta["ch_names"]),
         layer=str(meta.get("layer", "")), n_folds=len(run.folds), share=share,
-        ranking=ranking, top=top, n_selected=n_total, freqs=freqs, spectral=spec,
-        power=power, heatmaps=heat,
+        n_selected=n_total, freqs=freqs, spectral=spec, power=power,
     )
 
 
@@ -242,94 +211,13 @@ def _settings_html(run: RelevanceRun, summary: RelevanceSummary) -> str:
         "mean over folds. The end-to-end row multiplies the stages fold by fold (an "
         "approximation: percentiles do not multiply exactly).</p>" + table +
         "<p>Filter indices are fold-specific: the fold models are trained independently, so "
-        "filter k of two folds need not encode the same concept. Averages over folds are "
-        "meaningful only as far as the spread across folds in the ranking is small.</p>"
+        "filter k of two folds is not the same concept. The figures below pool every filter "
+        "of the layer; figures per concept across folds are drawn per concept cluster in the "
+        "section <i>Concepts shared across subjects</i> (stage <code>concepts</code>).</p>"
     )
 
 
 # --------------------------------------------------------------------------- figures
-def _ranking_figure(s: RelevanceSummary) -> Figure:
-    """Relevance share per filter (ranked), per class; error bars: SD across folds."""
-    n_classes, n_filters = s.ranking.shape
-    fig, axes = plt.subplots(n_classes, 1, figsize=(max(6.0, 0.38 * n_filters + 2.0),
-                                                     2.5 * n_classes + 0.4),
-                             layout="constrained", squeeze=False)
-    rng = np.random.default_rng(0)
-    pct = 100 * s.share
-    for c, ax in enumerate(axes[:, 0]):
-        order = s.ranking[c]
-        values = pct[:, c, order]  # fold x filter
-        mean = np.nan_to_num(_nanmean(values, axis=0))
-        x = np.arange(n_filters)
-        colors = np.where(mean >= 0, "tab:red", "tab:blue")
-        top = set(s.top[c].tolist())
-        if s.n_folds > 1:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                sd = np.nan_to_num(np.nanstd(values, axis=0))
-            ax.bar(x, mean, yerr=sd, color=colors, alpha=0.75,
-                   error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "0.2"})
-            if s.n_folds <= 60:
-                for k in range(n_filters):
-                    ax.scatter(k + rng.uniform(-0.18, 0.18, s.n_folds), values[:, k], s=6,
-                               color="0.25", alpha=0.5, zorder=3, linewidths=0)
-        else:
-            ax.bar(x, mean, color=colors, alpha=0.75)
-        ax.axhline(0, color="0.3", lw=0.8)
-        ax.set_xticks(x, [str(f) for f in order], fontsize=8 if n_filters <= 32 else 6)
-        for label, f in zip(ax.get_xticklabels(), order, strict=True):
-            if f in top:
-                label.set_fontweight("bold")
-        ax.set_xlim(-0.7, n_filters - 0.3)
-        ax.set_ylabel("relevance share (%)")
-        ax.set_title(f"class {s.classes[c]}", fontsize=10, loc="left")
-        ax.grid(axis="y", alpha=0.3)
-    axes[-1, 0].set_xlabel(f"filter of layer {s.layer}, ranked (bold: top {s.top.shape[1]})")
-    spread = (f"bars: mean over {s.n_folds} folds, error bars: SD, dots: folds"
-              if s.n_folds > 1 else "one fold")
-    fig.suptitle(f"Relevance share per filter ({spread}; red: for, blue: against the class)",
-                 fontsize=10)
-    return fig
-
-
-def _heatmap_figure(s: RelevanceSummary, sfreq: float) -> Figure:
-    """Mean conditional input heatmaps (channel x time) of the top filters per class."""
-    n_classes, n_top = s.top.shape
-    n_ch, n_times = s.heatmaps.shape[2:]
-    row_h = max(2.2, min(0.16 * n_ch + 1.0, 7.5))  # 64 channels: 7.5 in per class
-    fig, axes = plt.subplots(n_classes, n_top, figsize=(3.9 * n_top + 0.6, row_h * n_classes),
-                             layout="constrained", squeeze=False, sharex=True, sharey=True)
-    extent = (0.0, n_times / sfreq, n_ch - 0.5, -0.5)
-    fontsize = min(8.0, 0.85 * 72 * (row_h - 1.0) / n_ch)  # every channel named
-    mean_share = _nanmean(s.share, axis=0)
-    for c in range(n_classes):
-        for j in range(n_top):
-            ax = axes[c, j]
-            filt = int(s.top[c, j])
-            data = s.heatmaps[c, j]
-            finite = data[np.isfinite(data)]
-            lim = float(np.percentile(np.abs(finite), 99.5)) if finite.size else 0.0
-            lim = lim if lim > 0 else 1.0
-            im = ax.imshow(data, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                           extent=extent, interpolation="nearest")
-            ax.set_yticks(np.arange(n_ch), s.ch_names, fontsize=fontsize)
-            ax.set_title(f"{s.classes[c]}: filter {filt} (share "
-                         f"{100 * np.nan_to_num(mean_share[c, filt]):+.1f} %, "
-                         f"n = {int(s.n_selected[c, filt])})", fontsize=9)
-            cb = fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01)
-            cb.set_label(_UNIT, fontsize=8)
-            cb.ax.tick_params(labelsize=7)
-            cb.formatter.set_powerlimits((-2, 3))
-            if j == 0:
-                ax.set_ylabel("channel")
-            if c == n_classes - 1:
-                ax.set_xlabel("time in window (s)")
-    fig.suptitle("Mean conditional input heatmaps of the top filters per class "
-                 "(over folds and selected windows; colour limits: ±99.5th percentile |R|)",
-                 fontsize=10)
-    return fig
-
-
 def _shade_bands(ax: Any, bands: dict[str, tuple[float, float]], xmax: float) -> None:
     trans = blended_transform_factory(ax.transData, ax.transAxes)
     for k, (name, (lo, hi)) in enumerate(bands.items()):
@@ -341,50 +229,28 @@ def _shade_bands(ax: Any, bands: dict[str, tuple[float, float]], xmax: float) ->
 
 
 def _spectra_figure(s: RelevanceSummary, bands: dict[str, tuple[float, float]]) -> Figure:
-    """Relevance per frequency bin (mean over channels, folds, selected windows)."""
-    n_classes, n_top = s.top.shape
-    n_panels = n_classes + 1
-    ncols = min(3, n_panels)
-    nrows = int(np.ceil(n_panels / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 3.2 * nrows),
-                             layout="constrained", squeeze=False)
-    axes = axes.ravel()
+    """Relevance per frequency bin of every filter, per class (mean over channels, folds and
+    the selected windows of all filters)."""
+    fig, ax = plt.subplots(figsize=(6.0, 3.4), layout="constrained")
     xmax = float(s.freqs[-1])
     spec = _nanmean(s.spectral, axis=2)  # class x filter x freq
-    colors = plt.get_cmap("tab10").colors
-    for c in range(n_classes):
-        ax = axes[c]
-        for j in range(n_top):
-            filt = int(s.top[c, j])
-            if s.n_selected[c, filt] == 0:
-                continue
-            ax.plot(s.freqs, spec[c, filt], color=colors[j % 10], lw=1.3,
-                    label=f"filter {filt} (#{j + 1})")
-        ax.set_title(f"class {s.classes[c]}: top {n_top} filters", fontsize=10)
     everything = s.all_filters(spec)  # class x freq
-    ax = axes[n_classes]
-    for c in range(n_classes):
+    colors = plt.get_cmap("tab10").colors
+    for c in range(len(s.classes)):
         ax.plot(s.freqs, everything[c], color=colors[c % 10], lw=1.5, label=s.classes[c])
-    ax.set_title(f"all {s.spectral.shape[1]} filters, per class", fontsize=10)
-    for ax in axes[:n_panels]:
-        _shade_bands(ax, bands, xmax)
-        ax.set_xlim(0, xmax)
-        lo, hi = ax.get_ylim()
-        n_lines = len(ax.get_lines())
-        # headroom above the data for the band labels and the legend beneath them
-        ax.set_ylim(lo, hi + (0.1 + 0.07 * n_lines) * (hi - lo))
-        ax.set(xlabel="frequency (Hz)", ylabel=f"{_UNIT} per bin")
-        ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
-        if n_lines:
-            ax.legend(frameon=False, fontsize=7, loc="upper right", bbox_to_anchor=(1, 0.93),
-                      ncols=1 if n_lines <= 3 else 2)
-        ax.axhline(0, color="0.3", lw=0.8)
-        ax.grid(alpha=0.25)
-    for ax in axes[n_panels:]:
-        ax.set_visible(False)
+    _shade_bands(ax, bands, xmax)
+    ax.set_xlim(0, xmax)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + (0.1 + 0.07 * len(s.classes)) * (hi - lo))
+    ax.set(xlabel="frequency (Hz)", ylabel=f"{_UNIT} per bin")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+    ax.legend(frameon=False, fontsize=7, loc="upper right", bbox_to_anchor=(1, 0.93),
+              title="class", title_fontsize=7)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.grid(alpha=0.25)
     df = float(s.freqs[1] - s.freqs[0]) if len(s.freqs) > 1 else 0.0
-    fig.suptitle("Spectral relevance (DFT virtual inspection layer): mean over channels, folds "
-                 f"and selected windows; bins of {df:.3g} Hz", fontsize=10)
+    ax.set_title(f"Spectral relevance of all {s.spectral.shape[1]} filters of every fold: "
+                 f"mean over channels and selected windows; bins of {df:.3g} Hz", fontsize=9)
     return fig
 
 
@@ -490,15 +356,10 @@ def add_relevance_section(report: mne.Report, ctx: Any) -> None:
     report.add_html(_settings_html(run, s), title="Explanation settings and conservation",
                     section=section)
     figures: list[tuple[str, Figure | None, str]] = [
-        ("Filter relevance ranking", _ranking_figure(s),
-         "Each filter's total relevance for the class over the candidate windows, as a share "
-         "of the summed absolute relevance of all filters of the layer (sign kept)."),
-        ("Input heatmaps of the top filters", _heatmap_figure(s, sfreq),
-         "Conditional (filter-specific) LRP relevance of every input sample, averaged over "
-         "the windows selected for the filter; red: evidence for the class, blue: against."),
         ("Relevance spectra", _spectra_figure(s, bands or run.bands),
-         "Relevance per DFT bin of the selected windows (sums over bins to the heatmap "
-         "total); shaded: the bands of the explain configuration."),
+         "Relevance per DFT bin of the selected windows of every filter (sums over bins to "
+         "the heatmap total); shaded: the bands of the explain configuration. Per concept: "
+         "see the concepts section."),
     ]
     topo = positions_info(run.channels, sfreq) if bands else None
     if bands and topo is None:

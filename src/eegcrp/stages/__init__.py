@@ -6,6 +6,8 @@ stage      folder      reads                                       writes
 prepare    prepare/    the recordings (cached per subject)          summary.csv, manifest
 train      training/   prepare                                      folds/*.pt|json, metrics
 explain    explain/    prepare, train                               folds/*.h5
+concepts   concepts/   explain                                      filters.csv, clusters
+evaluate   evaluate/   prepare, train, explain                      aopc.csv, curves.csv ...
 report     report/     every stage present                          ../report.html
 =========  ==========  ==========================================  =====================
 """
@@ -15,6 +17,7 @@ report     report/     every stage present                          ../report.ht
 from . import prepare  # noqa: F401
 from . import train  # noqa: F401
 from . import explain  # noqa: F401
+from . import concepts  # noqa: F401
 from . import evaluate  # noqa: F401
 from . import report  # noqa: F401
 # isort: on

@@ -1,0 +1,176 @@
+"""Writing the concepts stage's products atomically, and reading them back
+(:func:`load_concepts`; the schema is in the :mod:`eegcrp.concepts` docstring)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..errors import StoreError
+from ..io import atomic_path
+
+__all__ = ["PRODUCTS", "Concepts", "load_concepts", "write_concepts"]
+
+#: The product files, relative to the stage folder.
+PRODUCTS = ("filters.csv", "clusters.csv", "stability.csv", "agreement.csv", "clusters.h5")
+
+_STR = h5py.string_dtype()
+#: Column dtypes restored on reading (CSV loses them).
+_DTYPES = {"subject": str, "fold": str, "key": str, "class": str, "cluster": str,
+           "cluster_pooled": str, "cluster_rep": str, "matched": str, "excluded": str,
+           "representatives": str, "stability": str, "kind": str, "scope": str,
+           "cluster_id": str, "fold_a": str, "fold_b": str, "layer": str}
+_BOOLEAN = ("stable", "shared", "valid")
+
+
+def _write_csv(frame: pd.DataFrame, target: Path) -> None:
+    with atomic_path(target, ".csv") as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def _write_arrays(ds: xr.Dataset, target: Path) -> None:
+    """One HDF5 dataset per variable and coordinate, with its dims as a JSON attribute."""
+    with atomic_path(target, ".h5") as tmp, h5py.File(tmp, "w") as f:
+        for group, items in (("data", ds.data_vars), ("coords", ds.coords)):
+            g = f.create_group(group)
+            for name in items:
+                var = ds[name]
+                values = var.values
+                if values.dtype.kind in "OUS":
+                    dset = g.create_dataset(name, data=values.astype(object), dtype=_STR)
+                else:
+                    dset = g.create_dataset(name, data=values)
+                dset.attrs["dims"] = json.dumps(list(var.dims))
+        for key, value in ds.attrs.items():
+            f.attrs[key] = value
+
+
+def write_concepts(result: Any, folder: str | Path) -> list[str]:
+    """Write a :class:`~eegcrp.concepts.pipeline.ConceptsResult` into ``folder`` (each file
+    atomically); returns the written paths relative to ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_csv(result.filters, folder / "filters.csv")
+    _write_csv(result.clusters, folder / "clusters.csv")
+    _write_csv(result.stability, folder / "stability.csv")
+    _write_csv(result.agreement, folder / "agreement.csv")
+    _write_arrays(result.arrays, folder / "clusters.h5")
+    return list(PRODUCTS)
+
+
+def read_arrays(path: str | Path) -> xr.Dataset:
+    """The per-cluster arrays file as an :class:`xarray.Dataset`."""
+
+    def values(dset: h5py.Dataset) -> np.ndarray:
+        v = dset[()]
+        if dset.dtype.kind == "O" or h5py.check_string_dtype(dset.dtype):
+            v = np.asarray([x.decode() if isinstance(x, bytes) else str(x)
+                            for x in np.ravel(v)], dtype=object).reshape(np.shape(v))
+        return v
+
+    with h5py.File(path, "r") as f:
+        coords = {n: (tuple(json.loads(d.attrs["dims"])), values(d))
+                  for n, d in f["coords"].items()}
+        data = {n: (tuple(json.loads(d.attrs["dims"])), values(d))
+                for n, d in f["data"].items()}
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+    return xr.Dataset(data, coords=coords, attrs=attrs)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    head = pd.read_csv(path, nrows=0)
+    frame = pd.read_csv(path, dtype={k: v for k, v in _DTYPES.items() if k in head.columns},
+                        keep_default_na=True)
+    for col in _DTYPES:
+        if col in frame.columns:
+            frame[col] = frame[col].fillna("")
+    if "repetition" in frame.columns:
+        frame["repetition"] = frame["repetition"].astype("Int64")
+    for col in _BOOLEAN:
+        if col in frame.columns:
+            frame[col] = frame[col].map({True: True, False: False, "True": True,
+                                         "False": False}).astype("boolean")
+    return frame
+
+
+@dataclass
+class Concepts:
+    """The concepts stage's results (see :mod:`eegcrp.concepts` for every column).
+
+    Attributes
+    ----------
+    filters : DataFrame
+        One row per filter key x class.
+    clusters : DataFrame
+        One row per cluster (and "NC", "all") of every clustering.
+    stability : DataFrame
+        One row per class x repetition (and the pooled clustering).
+    agreement : DataFrame
+        One row per class x pair of fold models ("same"/"different").
+    arrays : xarray.Dataset
+        Per-cluster topographies, spectra and centroids (dim ``cluster`` = ``cluster_id``).
+    manifest : dict
+        The stage manifest (``extra`` holds the settings used and a summary).
+    folder : Path
+    """
+
+    filters: pd.DataFrame
+    clusters: pd.DataFrame
+    stability: pd.DataFrame
+    agreement: pd.DataFrame
+    arrays: xr.Dataset
+    manifest: dict[str, Any]
+    folder: Path
+
+    def pooled(self, cls: str | None = None) -> pd.DataFrame:
+        """The pooled clustering's real clusters (no NC, no "all"), optionally of one class."""
+        c = self.clusters
+        mask = (c["scope"] == "pooled") & (c["label"] >= 0)
+        if cls is not None:
+            mask &= c["class"] == cls
+        return c[mask]
+
+
+def load_concepts(run_dir: str | Path) -> Concepts:
+    """Read the concepts stage's results.
+
+    Parameters
+    ----------
+    run_dir : str | Path
+        ``<output_dir>/concepts`` or the study's ``output_dir``.
+
+    Raises
+    ------
+    StoreError
+        When the folder holds no finished concepts stage or a listed file is missing.
+    """
+    folder = Path(run_dir)
+    if not (folder / "manifest.json").is_file() and (folder / "concepts").is_dir():
+        folder = folder / "concepts"
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise StoreError(f"no concepts results in {folder}; run `eegcrp concepts CONFIG` first")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path} is unreadable ({exc}); re-run `eegcrp concepts`") from exc
+    if manifest.get("stage") != "concepts" or not manifest.get("complete"):
+        raise StoreError(f"{path} is not a finished concepts stage; re-run `eegcrp concepts`")
+    missing = [p for p in PRODUCTS if p not in manifest.get("products", {})
+               or not (folder / p).is_file()]
+    if missing:
+        raise StoreError(f"concepts results in {folder} lack {missing}; re-run "
+                         "`eegcrp concepts CONFIG`")
+    return Concepts(
+        filters=_read_csv(folder / "filters.csv"), clusters=_read_csv(folder / "clusters.csv"),
+        stability=_read_csv(folder / "stability.csv"),
+        agreement=_read_csv(folder / "agreement.csv"),
+        arrays=read_arrays(folder / "clusters.h5"), manifest=manifest, folder=folder,
+    )
