@@ -90,8 +90,11 @@ def tiny_config(root: Path, **sections):
                     "effect_window": [0.25, 1.75]},
         "preprocessing": {"window": 2.0, "step": 1.0, "h_freq": 40},
         "model": {"kernel_length": 16},
-        "training": {"repetitions": 1, "max_epochs": 2, "threads": 1, "batch_size": 16},
-        "explain": {"batch_size": 32, "device": "cpu"},
+        "training": {"repetitions": 1, "max_epochs": 2, "threads": 1, "batch_size": 16,
+                     "n_jobs": 1},
+        "explain": {"batch_size": 32, "device": "cpu", "n_jobs": 1},
+        "evaluate": {"n_jobs": 1, "max_windows": 8, "max_steps": 4, "n_random": 1,
+                     "shuffled_label_folds": 0},
     }
     return load_config(_merge(base, sections))
 

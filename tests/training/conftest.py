@@ -47,6 +47,7 @@ def make_dataset(
 
 def tconfig(**kw) -> TrainingConfig:
     base = dict(repetitions=1, max_epochs=15, batch_size=16, learning_rate=1e-2, patience=5,
+                monitor="val_loss", min_epochs=1, n_jobs=1,
                 validation_subjects=1, threads=1, seed=7)
     return TrainingConfig(**{**base, **kw})
 
