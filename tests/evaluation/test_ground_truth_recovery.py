@@ -62,7 +62,7 @@ def test_relevance_falls_in_the_planted_band_and_channels(learned) -> None:
 
 def test_quality_checks_on_models_that_learned(learned) -> None:
     cfg, subjects = learned
-    run_stages(cfg, "evaluate")
+    run_stages(cfg, "concepts", "evaluate")
     folder = cfg.output_dir / "evaluate"
     aopc = pd.read_csv(folder / "aopc.csv")
     names = {f"rep00_sub-{s}" for s in subjects}
@@ -86,3 +86,10 @@ def test_quality_checks_on_models_that_learned(learned) -> None:
     assert gt["channel_share"] > 1.5 * gt["channel_chance"], gt
     assert gt["band_share"] > 1.5 * gt["band_chance"], gt
     assert gt["channel_auc"] > 0.7 and gt["bin_auc"] > 0.6, gt
+    # concept level: removing a cluster's filters costs about its relevance share
+    ablation = pd.read_csv(folder / "concept_ablation.csv")
+    assert len(ablation) >= 4
+    r = ablation[["relevance_share", "relative_drop"]].corr().iloc[0, 1]
+    assert r > 0.3, ablation
+    clusters = pd.read_csv(folder / "cluster_ground_truth.csv")
+    assert (clusters["planted_channel_share"] > 2 * clusters["channel_chance"]).any(), clusters

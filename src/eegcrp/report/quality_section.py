@@ -34,7 +34,8 @@ def load_quality(ctx: Any) -> dict[str, pd.DataFrame]:
     folder = ctx.folder("evaluate")
     products = ctx.manifests["evaluate"].products
     out = {}
-    for name in ("aopc", "curves", "conservation", "randomisation", "ground_truth"):
+    for name in ("aopc", "curves", "conservation", "randomisation", "ground_truth",
+                 "concept_ablation", "cluster_ground_truth"):
         path = folder / f"{name}.csv"
         out[name] = pd.read_csv(path) if f"{name}.csv" in products and path.stat().st_size \
             else pd.DataFrame()
@@ -137,6 +138,26 @@ def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
 
+def _ablation_figure(ablation: pd.DataFrame) -> Figure:
+    fig, ax = plt.subplots(figsize=(5.2, 4.0), layout="constrained")
+    classes = list(dict.fromkeys(ablation["class"]))
+    for k, cls in enumerate(classes):
+        rows = ablation[ablation["class"] == cls]
+        ax.scatter(100 * rows["relevance_share"], 100 * rows["relative_drop"], s=18,
+                   color=PALETTE[k % len(PALETTE)], alpha=0.8, label=cls)
+    r = ablation[["relevance_share", "relative_drop"]].corr().iloc[0, 1]
+    lim = 100 * float(np.nanmax(np.abs(ablation[["relevance_share", "relative_drop"]].values)))
+    ax.plot([-lim, lim], [-lim, lim], color="0.5", lw=0.8, ls="--", label="drop = share")
+    ax.axhline(0, color="0.3", lw=0.6)
+    ax.axvline(0, color="0.3", lw=0.6)
+    ax.set(xlabel="cluster's share of the filters' relevance (%)",
+           ylabel="score drop when its filters are removed (% of |score|)",
+           title=f"Concept ablation (r = {r:.2f}; points: fold x class x cluster)")
+    ax.legend(frameon=False, fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def _table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
@@ -189,6 +210,22 @@ def add_quality_section(report: mne.Report, ctx: Any) -> None:
                         "a model trained on shuffled labels; similarity that stays high means "
                         "the heatmap reflects the input more than the model.")
             plt.close(fig)
+    ablation = tables["concept_ablation"]
+    if len(ablation) > 2:
+        fig = _ablation_figure(ablation)
+        report.add_figure(
+            fig, title="Concept-level faithfulness", section=SECTION,
+            caption="Read: points near the dashed line mean a cluster's relevance predicts "
+                    "how much the decision needs its filters; a cloud without trend means "
+                    "the clusters' relevance does not tell what the model relies on.")
+        plt.close(fig)
+    cgt = tables["cluster_ground_truth"]
+    if not cgt.empty:
+        report.add_html(
+            "<p>Concept clusters against the ground truth: share of each pooled cluster's "
+            "positive relevance in the planted bands that lies on the planted channels, and "
+            "the share expected by channel count.</p>" + _table(cgt),
+            title="Ground truth per concept cluster", section=SECTION)
     truth = tables["ground_truth"]
     if not truth.empty:
         cols = [c for c in ("channel_share", "channel_chance", "channel_precision_at_k",

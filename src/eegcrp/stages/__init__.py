@@ -7,7 +7,7 @@ prepare    prepare/    the recordings (cached per subject)          summary.csv,
 train      training/   prepare                                      folds/*.pt|json, metrics
 explain    explain/    prepare, train                               folds/*.h5
 concepts   concepts/   explain                                      filters.csv, clusters
-evaluate   evaluate/   prepare, train, explain                      aopc.csv, curves.csv ...
+evaluate   evaluate/   prepare, train, explain, concepts            aopc.csv, curves.csv ...
 report     report/     every stage present                          ../report.html
 =========  ==========  ==========================================  =====================
 """

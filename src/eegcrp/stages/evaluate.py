@@ -15,8 +15,11 @@ Per fold (``evaluate.max_folds`` of them, in repetition, subject order), on up t
 
 The first ``randomisation_folds`` folds get the cascading randomisation and the first
 ``shuffled_label_folds`` a model retrained on labels permuted within each training subject
-(:mod:`eegcrp.evaluation.randomisation`). Products (CSV): ``aopc.csv``, ``curves.csv``,
-``conservation.csv``, ``randomisation.csv`` and, for simulated data, ``ground_truth.csv``.
+(:mod:`eegcrp.evaluation.randomisation`); every fold's pooled concept clusters (pipeline
+B) are ablated one at a time (:mod:`eegcrp.evaluation.concepts`). Products (CSV):
+``aopc.csv``, ``curves.csv``, ``conservation.csv``, ``randomisation.csv``,
+``concept_ablation.csv`` and, for simulated data, ``ground_truth.csv`` and
+``cluster_ground_truth.csv``.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["PRODUCTS"]
 
 #: The stage's CSV products.
-PRODUCTS = ("aopc", "curves", "conservation", "randomisation", "ground_truth")
+PRODUCTS = ("aopc", "curves", "conservation", "randomisation", "ground_truth",
+            "concept_ablation", "cluster_ground_truth")
 
 
 def _pick(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -189,6 +193,11 @@ def _evaluate_fold(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.
             for row in cascade_similarity(model, inputs.x, y, explain, sfreq, xc.bands,
                                           context["seed"]):
                 out["randomisation"].append({"fold": name, "check": "cascade", **row})
+        from ..evaluation.concepts import ablation_rows
+
+        out["concept_ablation"] += ablation_rows(
+            model, z, y, context["classes"], context["members"], context["total_relevance"],
+            layer=xc.layer, init=xc.init, fold=name)
         shuffled = context.get("shuffled_model")
         if shuffled is not None:
             h, _ = attribute(shuffled, z, y, main, init=xc.init, zero_bias=xc.zero_bias,
@@ -242,8 +251,11 @@ def _write(ctx: StageContext, name: str, rows: list[dict]) -> None:
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
+    from ..concepts import load_concepts
     from ..evaluation import method_names
+    from ..evaluation.concepts import cluster_ground_truth, cluster_members
     from ..parallel import parallel_map
+    from ..store import open_relevance
 
     config = ctx.config
     ec, xc = config.evaluate, config.explain
@@ -263,6 +275,8 @@ def _run(ctx: StageContext) -> dict[str, Any]:
             "positions": positions, "classes": list(dataset.classes),
             "ground_truth": explained.extra.get("ground_truth")}
     train_dir = ctx.folder.parent / "training" / "folds"
+    concepts = load_concepts(ctx.folder.parent / "concepts")
+    store = open_relevance(ctx.folder.parent / "explain")
 
     def tasks():
         for k, fold in enumerate(folds):
@@ -271,7 +285,10 @@ def _run(ctx: StageContext) -> dict[str, Any]:
             onset = (meta["onset"].to_numpy(np.float64) if meta is not None and "onset" in meta
                      else np.zeros(len(y)))
             pick = _pick(y, ec.max_windows, np.random.default_rng([seed, k]))
-            context = {**base, "randomise": k < ec.randomisation_folds}
+            context = {**base, "randomise": k < ec.randomisation_folds,
+                       "members": cluster_members(concepts.filters, fold["name"]),
+                       "total_relevance": store.fold(fold["name"]).summary(
+                           "total_relevance").values.astype(np.float64)}
             if k < ec.shuffled_label_folds:
                 context["shuffled_model"], context["shuffled_accuracy"] = _shuffled_model(
                     fold, dataset, config, seed)
@@ -283,22 +300,31 @@ def _run(ctx: StageContext) -> dict[str, Any]:
                                what="folds to evaluate"):
         for key, rows in result.items():
             merged[key] += rows
+    if base["ground_truth"] is not None:
+        merged["cluster_ground_truth"] = cluster_ground_truth(
+            concepts.arrays, concepts.clusters, base["ground_truth"])
     order = {f["name"]: i for i, f in enumerate(folds)}
     for key, rows in merged.items():
-        if rows or key != "ground_truth":
+        if rows or key not in ("ground_truth", "cluster_ground_truth"):
             rows.sort(key=lambda r: order.get(r["fold"], 0))
             _write(ctx, key, rows)
     aopc = pd.DataFrame(merged["aopc"])
     summary = (aopc.groupby(["method", "domain"])[["aopc_morf", "aopc_random", "abpc"]]
                .mean().round(4).reset_index().to_dict(orient="records")) if len(aopc) else []
+    ablation = pd.DataFrame(merged["concept_ablation"])
+    concept_r = (float(ablation[["relevance_share", "relative_drop"]].corr().iloc[0, 1])
+                 if len(ablation) > 2 else float("nan"))
     ctx.manifest.extra = {"folds": [f["name"] for f in folds], "methods": methods,
-                          "summary": summary}
-    return {"folds": len(folds), "methods": methods, "summary": summary}
+                          "summary": summary, "concept_ablation_r": concept_r}
+    return {"folds": len(folds), "methods": methods, "summary": summary,
+            "concept_ablation_r": concept_r}
 
 
 def _describe(result: dict[str, Any], config: Any) -> str:
     lines = [f"evaluated {result['folds']} fold(s) with {len(result['methods'])} method(s); "
              f"results in {config.output_dir}/evaluate"]
+    lines.append(f"  concept ablation: correlation of relevance share and score drop "
+                 f"r = {result['concept_ablation_r']:.2f}")
     for row in result["summary"]:
         lines.append(f"  {row['method']:28s} {row['domain']:8s} AOPC MoRF "
                      f"{row['aopc_morf']:+.3f}  random {row['aopc_random']:+.3f}  "
@@ -309,7 +335,8 @@ def _describe(result: dict[str, Any], config: Any) -> str:
 def _load(ctx: StageContext) -> dict[str, Any]:
     extra = ctx.manifest.extra
     return {"folds": len(extra.get("folds", [])), "methods": extra.get("methods", []),
-            "summary": extra.get("summary", [])}
+            "summary": extra.get("summary", []),
+            "concept_ablation_r": extra.get("concept_ablation_r", float("nan"))}
 
 
 def _report(report: Any, ctx: Any) -> None:
@@ -325,7 +352,7 @@ STAGE = register(Stage(
     sections=("evaluate", "explain"),
     ignore={"evaluate": ("n_jobs", "backend", "dask_address", "device"),
             "explain": ("n_jobs", "backend", "dask_address", "device", "batch_size")},
-    requires=("prepare", "train", "explain"),
+    requires=("prepare", "train", "explain", "concepts"),
     run=_run,
     report=_report,
     describe=_describe,
