@@ -306,7 +306,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     order = {f["name"]: i for i, f in enumerate(folds)}
     for key, rows in merged.items():
         if rows or key not in ("ground_truth", "cluster_ground_truth"):
-            rows.sort(key=lambda r: order.get(r["fold"], 0))
+            rows.sort(key=lambda r: order.get(r.get("fold", ""), 0))
             _write(ctx, key, rows)
     aopc = pd.DataFrame(merged["aopc"])
     summary = (aopc.groupby(["method", "domain"])[["aopc_morf", "aopc_random", "abpc"]]
