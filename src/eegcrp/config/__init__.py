@@ -6,7 +6,7 @@ Unknown keys and bad values raise :class:`ConfigError`, whose message names the 
 the allowed keys or values, so a typo never silently falls back to a default.
 
 The sections live beside this module: :mod:`.data` (datasets, preprocessing) and
-:mod:`.stages` (model, training, explain and the later stages).
+:mod:`.stages` (model, training, explain) and :mod:`.analysis` (sources, regions).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from .analysis import RegionsConfig, SourcesConfig
 from .base import Section as _Section
 from .base import data_root
 from .data import (
@@ -56,8 +57,10 @@ __all__ = [
     "ModelConfig",
     "ParallelSection",
     "PreprocessingConfig",
+    "RegionsConfig",
     "SimulatedConfig",
     "SimulatedConfound",
+    "SourcesConfig",
     "StudyConfig",
     "TrainingConfig",
     "apply_overrides",
@@ -85,6 +88,8 @@ class StudyConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    regions: RegionsConfig = Field(default_factory=RegionsConfig)
 
     @field_validator("output_dir", "cache_dir")
     @classmethod
@@ -95,7 +100,7 @@ class StudyConfig(_Section):
     def _resolve_seeds(self) -> StudyConfig:
         # One seed for the study: a stage seed left null takes the study's, so changing
         # ``seed`` alone re-draws everything and the written config.yaml states each value.
-        for section in (self.dataset, self.training):
+        for section in (self.dataset, self.training, self.sources, self.regions):
             if "seed" in type(section).model_fields and section.seed is None:
                 section.seed = self.seed
         return self
