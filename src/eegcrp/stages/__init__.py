@@ -6,6 +6,8 @@ stage      folder      reads                                       writes
 prepare    prepare/    the recordings (cached per subject)          summary.csv, manifest
 train      training/   prepare                                      folds/*.pt|json, metrics
 explain    explain/    prepare, train                               folds/*.h5
+sources    sources/    prepare, explain                             ica/, folds/, shares
+regions    regions/    explain                                      cells.csv, layout
 report     report/     every stage present                          ../report.html
 =========  ==========  ==========================================  =====================
 """
@@ -15,6 +17,8 @@ report     report/     every stage present                          ../report.ht
 from . import prepare  # noqa: F401
 from . import train  # noqa: F401
 from . import explain  # noqa: F401
+from . import sources  # noqa: F401
+from . import regions  # noqa: F401
 from . import report  # noqa: F401
 # isort: on
 from .manifest import MANIFEST_NAME, Manifest

@@ -1,0 +1,2 @@
+def add_sources_section(report, ctx):
+    pass
