@@ -72,13 +72,19 @@ def test_identities_follow_the_result_settings_only(tmp_path):
     # repetitions add folds to the same run (resume), they do not make another one
     assert changed(training={"repetitions": 3}) == set()
     # a setting changes its stage and every stage that reads it
-    assert changed(training={"learning_rate": 0.01}) == {"train", "explain"}
-    assert changed(explain={"share": 0.5}) == {"explain"}
+    assert changed(training={"learning_rate": 0.01}) == {"train", "explain", "sources",
+                                                          "regions"}
+    assert changed(explain={"share": 0.5}) == {"explain", "sources", "regions"}
+    assert changed(sources={"n_jobs": 1}, regions={"alpha": 0.05}) == set()
+    assert changed(sources={"n_boot": 500}) == {"sources"}
+    assert changed(regions={"test": "wilcoxon"}) == {"regions"}
     assert changed(preprocessing={"l_freq": 8.0}) >= {"prepare", "train", "explain"}
     # the study seed is every stage seed left null
     assert changed(seed=7) >= {"prepare", "train", "explain"}
     assert tiny_config(tmp_path, seed=7).training.seed == 7
     assert tiny_config(tmp_path, seed=7, training={"seed": 3}).training.seed == 3
+    assert tiny_config(tmp_path, seed=7).sources.seed == 7 == tiny_config(
+        tmp_path, seed=7).regions.seed
 
 
 def test_stage_sections_leave_out_non_result_fields(tmp_path):

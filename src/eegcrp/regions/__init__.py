@@ -65,7 +65,7 @@ class RegionsRun:
 
     @property
     def layout(self) -> RegionLayout:
-        return RegionLayout(**json.loads((self.folder / "layout.json").read_text()))
+        return RegionLayout.from_dict(json.loads((self.folder / "layout.json").read_text()))
 
     @property
     def cells(self) -> pd.DataFrame:

@@ -138,7 +138,15 @@ class RegionLayout:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain dict; ``order`` keeps the region order through key-sorted JSON."""
+        return {**asdict(self), "order": list(self.regions)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RegionLayout:
+        data = dict(data)
+        order = data.pop("order", None) or list(data["regions"])
+        data["regions"] = {k: list(data["regions"][k]) for k in order}
+        return cls(**data)
 
 
 def check_scalp(channels: Mapping[str, Any]) -> None:

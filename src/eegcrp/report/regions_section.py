@@ -43,7 +43,7 @@ def _region_map(layout: Any, channels: dict[str, Any]) -> Figure | None:
     for ax, region in zip(axes.ravel(), regions, strict=False):
         mask = np.array([n in layout.regions[region] for n in names])
         mne.viz.plot_topomap(np.zeros(len(names)), info, axes=ax, show=False, cmap="Greys",
-                             vlim=(-1, 1), contours=0, sensors=True, mask=mask,
+                             vlim=(0, 1), contours=0, sensors=True, mask=mask,
                              mask_params={"marker": "o", "markerfacecolor": "#0072B2",
                                           "markeredgecolor": "k", "markersize": 6})
         ax.set_title(f"{region}\n({mask.sum()} ch)", fontsize=8)
@@ -122,7 +122,10 @@ def add_regions_section(report: mne.Report, ctx: Any) -> None:
         f"{len(extra['subjects'])} subjects, test: {html.escape(extra['test'])} across "
         f"subjects of each region's share of the band's relevance minus its channel share, "
         f"Benjamini-Hochberg FDR {extra['alpha']:g} over the cells of each class and "
-        "measure.</p>" + ("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+        f"measure; the smallest p-value {len(extra['subjects'])} subjects allow is "
+        f"{extra.get('min_p', float('nan')):.2g} (every subject with the same sign), so with "
+        "few subjects and many cells only effects consistent across subjects survive."
+        "</p>" + ("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes)
                           + "</ul>" if notes else "") + _table(cells),
         title="Regions, test and significant cells", section=SECTION)
     classes = list(dict.fromkeys(cells["class"]))

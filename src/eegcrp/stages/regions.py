@@ -37,6 +37,17 @@ def _significant(cells: pd.DataFrame, measure: str = "positive") -> dict[str, li
     return out
 
 
+def _min_p(n: int, rc: Any) -> float:
+    """The smallest p-value the test can give with ``n`` subjects (all signs alike)."""
+    from ..regions.stats import EXACT_MAX
+
+    if n < 2:
+        return float("nan")
+    if rc.test == "wilcoxon" or n <= EXACT_MAX:
+        return min(1.0, 2.0 / 2**n)
+    return 1.0 / (1 + rc.n_permutations)
+
+
 def _run(ctx: StageContext) -> dict[str, Any]:
     from ..regions import cell_table, channel_band, class_difference, make_layout
     from ..store import open_relevance
@@ -78,7 +89,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
                    "empty": layout.empty, "small": layout.small, "merged": layout.merged,
                    "unassigned": layout.unassigned, "missing": layout.missing},
         "subjects": cb.subjects, "bands": {k: list(v) for k, v in bands.items()},
-        "test": rc.test, "alpha": rc.alpha,
+        "test": rc.test, "alpha": rc.alpha, "min_p": _min_p(len(cb.subjects), rc),
         "significant": {m: _significant(cells, m) for m in ("positive", "absolute",
                                                             "signed")},
         "class_difference": [{k: r[k] for k in ("class_a", "class_b", "region", "band",
