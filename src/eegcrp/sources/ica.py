@@ -331,9 +331,12 @@ def fit_subject(raw: mne.io.BaseRaw, subject: str, *, method: str = "picard",
         )
     k = int(ica.n_components_)
     if x.shape[1] < min_samples_factor * k**2:
+        most = int(np.sqrt(x.shape[1] / min_samples_factor))
+        fix = ("use sources.data: continuous" if data == "trials" else
+               f"set sources.n_components to at most {most}")
         notes.append(f"ICA on {x.shape[1]} samples for {k} components: fewer than "
                      f"{min_samples_factor:g} x {k}² (the usual rule of thumb); components "
-                     "may be unreliable (use sources.data: continuous or longer recordings)")
+                     f"may be unreliable ({fix}, or use longer recordings)")
     proba, label_notes = _label(fit_raw, ica)
     notes += label_notes
     pw = ica.pre_whitener_[:, 0].astype(np.float64)
