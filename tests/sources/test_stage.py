@@ -106,3 +106,20 @@ def test_z_scored_prepared_windows_are_refused(tmp_path):
     run_stages(config, "prepare", "train", "explain")
     with pytest.raises(SourcesError, match=r"preprocessing\.zscore"):
         run_stages(config, "sources")
+
+
+def test_ica_per_cluster_warns_and_gives_shares(study):
+    from eegcrp.sources.cluster import ClusterSources, cluster_sources
+    from eegcrp.stages.prepare import load_prepared
+    from eegcrp.stages.registry import require
+    from eegcrp.store import open_relevance
+
+    run = open_relevance(study.output_dir)
+    data = load_prepared(require("prepare", study))
+    windows = {s: data[s] for s in data.subjects}
+    table = run.table()
+    groups = {(k, c): c for k, c in zip(table["key"], table["class"], strict=True)}
+    with pytest.warns(UserWarning, match="pools windows of several subjects"):
+        out = cluster_sources(run, windows, groups, n_boot=200)
+    assert isinstance(out, ClusterSources) and set(out.icas) == set(run.classes)
+    assert set(out.shares["group"]) == set(run.classes)

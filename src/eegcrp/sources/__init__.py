@@ -6,9 +6,11 @@ residual (:mod:`.virtual`), the per-fold driver over the explain store (:mod:`.f
 and the shares of relevance held by brain and by each non-brain class (:mod:`.shares`).
 Results of the ``sources`` stage are read with :func:`load_sources` (layout in
 :mod:`.results`); :func:`group_shares` gives the shares of any grouping of filters (e.g.
-pipeline B's clusters).
+pipeline B's clusters). :func:`cluster_sources` is the thesis' variant, one ICA per cluster
+on its selected windows (it warns with what that violates).
 """
 
+from .cluster import CLUSTER_WARNING, ClusterSources, cluster_sources
 from .ica import (
     CATEGORIES,
     ICLABEL_CLASSES,
@@ -24,7 +26,9 @@ from .virtual import ICARelevance, ica_relevance
 
 __all__ = [
     "CATEGORIES",
+    "CLUSTER_WARNING",
     "ICLABEL_CLASSES",
+    "ClusterSources",
     "ICAConvergenceError",
     "ICARelevance",
     "SourcesError",
@@ -33,6 +37,7 @@ __all__ = [
     "bootstrap_mean",
     "category_relevance",
     "check_channels",
+    "cluster_sources",
     "fit_subject",
     "group_shares",
     "ica_relevance",

@@ -151,16 +151,19 @@ def ica_data(raw: mne.io.BaseRaw, band: tuple[float, float], data: str = "contin
     h_freq = high if lp > high and high < sfreq / 2 else None
     if l_freq is not None or h_freq is not None:
         raw.filter(l_freq, h_freq, fir_design="firwin", verbose="error")
-    got = (float(raw.info["highpass"]), float(raw.info["lowpass"]))
-    if got != (1.0, 100.0):
-        notes.append(
-            f"ICLabel expects data filtered to 1-100 Hz; the ICA data hold {got[0]:g}-"
+    return raw, notes + _band_note(raw.info)
+
+
+def _band_note(info: mne.Info) -> list[str]:
+    """The note on a band other than ICLabel's 1-100 Hz, with the fix."""
+    got, sfreq = (float(info["highpass"]), float(info["lowpass"])), info["sfreq"]
+    if got == (1.0, 100.0):
+        return []
+    return [f"ICLabel expects data filtered to 1-100 Hz; the ICA data hold {got[0]:g}-"
             f"{got[1]:g} Hz, the widest band the cache allows (preprocessing band, sampling "
             f"rate {sfreq:g} Hz, Nyquist {sfreq / 2:g} Hz). For labels under ICLabel's "
             "conditions set preprocessing.h_freq: 100 and preprocessing.sfreq >= 256 (the "
-            "model then sees that band too); the labels may be less reliable meanwhile"
-        )
-    return raw, notes
+            "model then sees that band too); the labels may be less reliable meanwhile"]
 
 
 def _rank(data: np.ndarray) -> int:
@@ -284,7 +287,7 @@ def _label(raw: mne.io.BaseRaw, ica: mne.preprocessing.ICA) -> tuple[np.ndarray,
     return np.asarray(proba, np.float64), notes
 
 
-def fit_subject(raw: mne.io.BaseRaw, subject: str, *, method: str = "picard",
+def fit_subject(raw: mne.io.BaseRaw | mne.BaseEpochs, subject: str, *, method: str = "picard",
                 n_components: str | int | float = "rank", band: tuple[float, float] = (1, 100),
                 data: str = "continuous", max_iter: int = 1000, seed: int = 0,
                 min_samples_factor: float = 20.0) -> SubjectICA:
@@ -292,9 +295,12 @@ def fit_subject(raw: mne.io.BaseRaw, subject: str, *, method: str = "picard",
 
     Parameters
     ----------
-    raw : mne.io.BaseRaw
-        The cached continuous data (volts, CAR, not z-scored).
+    raw : mne.io.BaseRaw | mne.BaseEpochs
+        The cached continuous data (volts, CAR, not z-scored); epochs (e.g. a cluster's
+        selected windows, :mod:`.cluster`) are used as they are: not filtered, ``band``
+        and ``data`` do not apply.
     subject : str
+        Names the decomposition (and seeds it).
     method, n_components, band, data, max_iter, min_samples_factor
         See :class:`eegcrp.config.SourcesConfig`.
     seed : int
@@ -308,8 +314,12 @@ def fit_subject(raw: mne.io.BaseRaw, subject: str, *, method: str = "picard",
         When the ICA did not converge within ``max_iter`` iterations.
     """
     check_channels(raw.info)
-    fit_raw, notes = ica_data(raw, band, data)
-    x = fit_raw.get_data(reject_by_annotation="omit")
+    if isinstance(raw, mne.BaseEpochs):
+        fit_raw, notes = raw.copy().pick("eeg"), _band_note(raw.info)
+        x = np.concatenate(list(fit_raw.get_data()), axis=-1)
+    else:
+        fit_raw, notes = ica_data(raw, band, data)
+        x = fit_raw.get_data(reject_by_annotation="omit")
     rank = _rank(x)
     n = _n_components(n_components, rank)
     own_seed = subject_seed(seed, subject)
