@@ -73,9 +73,13 @@ def test_report_sections_name_the_failed_subject(study):
 def test_rerun_reuses_the_files(study):
     before = {p: p.stat().st_mtime_ns for p in (study.output_dir / "sources").rglob("*.h5")}
     run_stages(study, "sources")
-    assert {p: p.stat().st_mtime_ns for p in before} == before
-    # the failed subject is retried (ICA is deterministic): it now succeeds
-    assert load_sources(study.output_dir).failed == {}
+    # the failed subject is retried and now succeeds: the folds with its windows are
+    # recomputed, the others reused
+    run = load_sources(study.output_dir)
+    assert run.failed == {} and "S02" in set(run.units["subject"])
+    redone = {p.name for p in before if p.stat().st_mtime_ns != before[p]}
+    assert redone == {"rep00_sub-S02.h5"}
+    assert (study.output_dir / "sources" / "ica" / "sub-S02.h5").is_file()
 
 
 def test_regions_products(study):

@@ -100,12 +100,17 @@ def _fold_task(fold_path: Path, ica_files: dict[str, Path | None], prepared: Man
     return rec
 
 
-def _file_identity(path: Path) -> str | None:
+def _file_attr(path: Path, name: str) -> str | None:
+    """A string attribute of an HDF5 file; None when the file is missing or unreadable."""
     try:
         with h5py.File(path, "r") as f:
-            return str(f.attrs.get("identity", ""))
+            return str(f.attrs.get(name, ""))
     except Exception:  # missing, truncated or not HDF5: recompute
         return None
+
+
+def _file_identity(path: Path) -> str | None:
+    return _file_attr(path, "identity")
 
 
 def _window_subjects(fold: Any) -> list[str]:
@@ -259,9 +264,13 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     ctx.manifest.extra.update(folds=fold_recs, order=run.names,
                               input_space="model" if standardized else "sensor")
     todo = []
+    def with_ica(fold: Any) -> str:  # a fold file is reused only with the same ICAs
+        return json.dumps([s for s in per_fold[fold.name] if ica_files[s] is not None])
+
     for fold in run.folds:
         path = ctx.folder / "folds" / f"{fold.name}.h5"
-        if _file_identity(path) == identity:
+        if _file_identity(path) == identity and _file_attr(path, "ica_subjects") == \
+                with_ica(fold):
             with h5py.File(path, "r") as f:
                 fold_recs[fold.name] = {k: f.attrs[k].item() if hasattr(f.attrs[k], "item")
                                         else f.attrs[k] for k in ("n_pairs", "n_skipped",
@@ -272,7 +281,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
             todo.append(fold)
     ftasks = ((fold.path, {s: ica_files[s] for s in per_fold[fold.name]}, prepared,
                standardized, ddof, ctx.folder / "folds" / f"{fold.name}.h5",
-               {"identity": identity}) for fold in todo)
+               {"identity": identity, "ica_subjects": with_ica(fold)}) for fold in todo)
     for rec in parallel_map(_fold_task, ftasks, sc, n_tasks=len(todo),
                             what="folds through the ICA layer"):
         fold_recs[rec["name"]] = {"file": f"folds/{rec['name']}.h5",
