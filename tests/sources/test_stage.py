@@ -94,6 +94,10 @@ def test_regions_products(study):
     np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-9)
     assert part["p"].between(0, 1).all()
     assert not run.class_difference.empty
+    per_subject = run.subject_cells  # the values behind the group statistics
+    mean = per_subject.groupby(["class", "measure", "region", "band"])["share"].mean()
+    got = cells.set_index(["class", "measure", "region", "band"])["share"]
+    np.testing.assert_allclose(got.loc[mean.index].to_numpy(), mean.to_numpy())
 
 
 def test_disabled_stages_are_recorded_as_skipped(tiny_study, tmp_path):

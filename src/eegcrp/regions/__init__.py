@@ -12,6 +12,8 @@ Layout of ``<output_dir>/regions/``:
                             unassigned channels; preset channels missing from the data
 ``channel_band.h5``         relevance per subject, class, measure, channel, band
                             (:class:`.cells.ChannelBand`)
+``subject_cells.csv``       per subject, class, measure, region, band: sum, mean, share,
+                            excess (the values the group tests use)
 ``cells.csv``               per class, measure, region, band: sum, mean, share, expected
                             share, ratio, excess, d_z, p, FDR-adjusted p, significance
 ``class_difference.csv``    per class pair, measure, region, band: difference of shares,
@@ -70,6 +72,10 @@ class RegionsRun:
     @property
     def cells(self) -> pd.DataFrame:
         return pd.read_csv(self.folder / "cells.csv")
+
+    @property
+    def subject_cells(self) -> pd.DataFrame:
+        return pd.read_csv(self.folder / "subject_cells.csv")
 
     @property
     def class_difference(self) -> pd.DataFrame:

@@ -25,6 +25,7 @@ expected from the region's channel count. Reported:
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import combinations
@@ -40,7 +41,8 @@ from ..relevance.spectral import band_sum
 from .layout import RegionLayout
 from .stats import fdr_bh, group_test
 
-__all__ = ["MEASURES", "ChannelBand", "cell_table", "channel_band", "class_difference"]
+__all__ = ["MEASURES", "ChannelBand", "cell_table", "channel_band", "class_difference",
+           "subject_cells", "subject_table"]
 
 MEASURES = ("signed", "positive", "absolute")
 
@@ -133,6 +135,38 @@ def _normaliser(totals: np.ndarray) -> np.ndarray:
     return np.where(norm > 0, norm, np.nan)
 
 
+def subject_cells(cb: ChannelBand, layout: RegionLayout) -> dict[str, np.ndarray]:
+    """Per subject, class, measure, region and band (S, K, 3, R, B): ``sum``, ``mean``,
+    ``share`` and ``excess`` (see the module docstring)."""
+    sums, totals = _region_sums(cb, layout)
+    norm = _normaliser(totals)[:, :, :, None, :]
+    n_ch = np.array([len(v) for v in layout.regions.values()], np.float64)
+    expected = n_ch / len(cb.channels)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pairs = np.where(cb.n_pairs > 0, cb.n_pairs, np.nan)[:, :, None, None, None]
+        per_window = sums / pairs
+        per_entry = per_window / (n_ch[:, None] * np.where(cb.n_bins > 0, cb.n_bins,
+                                                           np.nan)[None, :])
+        return {"sum": per_window, "mean": per_entry, "share": sums / norm,
+                "excess": (sums - expected[:, None] * totals[:, :, :, None, :]) / norm}
+
+
+def subject_table(cb: ChannelBand, layout: RegionLayout) -> pd.DataFrame:
+    """:func:`subject_cells` as a long table: one row per subject, class, measure, region,
+    band."""
+    cells = subject_cells(cb, layout)
+    index = pd.MultiIndex.from_product([cb.subjects, cb.classes, list(MEASURES),
+                                        list(layout.regions), list(cb.bands)],
+                                       names=["subject", "class", "measure", "region", "band"])
+    return pd.DataFrame({k: v.ravel() for k, v in cells.items()}, index=index).reset_index()
+
+
+def _nanmean0(values: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells stay NaN
+        return np.nanmean(values, axis=0)
+
+
 def cell_table(cb: ChannelBand, layout: RegionLayout, *, test: str = "permutation",
                n_permutations: int = 10000, alpha: float = 0.05, seed: int = 0
                ) -> pd.DataFrame:
@@ -145,27 +179,18 @@ def cell_table(cb: ChannelBand, layout: RegionLayout, *, test: str = "permutatio
         excess, dz, p, p_fdr, significant, n_subjects``.
     """
     regions, bands = list(layout.regions), list(cb.bands)
-    sums, totals = _region_sums(cb, layout)
-    norm = _normaliser(totals)
+    cells = subject_cells(cb, layout)
+    excess = cells["excess"]
     n_ch = np.array([len(v) for v in layout.regions.values()], np.float64)
     expected = n_ch / len(cb.channels)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pairs = np.where(cb.n_pairs > 0, cb.n_pairs, np.nan)[:, :, None, None, None]
-        per_window = sums / pairs
-        per_entry = per_window / (n_ch[:, None] * np.where(cb.n_bins > 0, cb.n_bins,
-                                                           np.nan)[None, :])
-        share = sums / norm[:, :, :, None, :]
-        excess = (sums - expected[:, None] * totals[:, :, :, None, :]) / norm[:, :, :, None, :]
     rows = []
     for k, cls in enumerate(cb.classes):
         for m, measure in enumerate(MEASURES):
             flat = excess[:, k, m].reshape(len(cb.subjects), -1)
             res = group_test(flat, test, n_permutations, seed)
             reject, p_adj = fdr_bh(res["p"], alpha)
-            mean = {name: np.nanmean(arr[:, k, m], axis=0).ravel() if len(cb.subjects) else
-                    np.full(flat.shape[1], np.nan)
-                    for name, arr in (("sum", per_window), ("mean", per_entry),
-                                      ("share", share))}
+            mean = {name: _nanmean0(cells[name][:, k, m]).ravel() if len(cb.subjects) else
+                    np.full(flat.shape[1], np.nan) for name in ("sum", "mean", "share")}
             for j, (r, b) in enumerate((r, b) for r in range(len(regions))
                                        for b in range(len(bands))):
                 rows.append({
@@ -187,9 +212,7 @@ def class_difference(cb: ChannelBand, layout: RegionLayout, *, test: str = "perm
     the classes across subjects (``class_a`` minus ``class_b``), tested and FDR-corrected
     over the cells of each pair and measure."""
     regions, bands = list(layout.regions), list(cb.bands)
-    sums, totals = _region_sums(cb, layout)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = sums / _normaliser(totals)[:, :, :, None, :]
+    share = subject_cells(cb, layout)["share"]
     rows = []
     for a, b in combinations(range(len(cb.classes)), 2):
         for m, measure in enumerate(MEASURES):

@@ -3,7 +3,8 @@
 Reads the explain store only: the channels with positions (regions from
 :func:`eegcrp.regions.make_layout`; bipolar channels are refused with the fix), the dataset's
 task (for the thesis' preset) and every fold's selected DFT relevance. Writes
-``layout.json``, ``channel_band.h5``, ``cells.csv`` and ``class_difference.csv`` (layout
+``layout.json``, ``channel_band.h5``, ``subject_cells.csv``, ``cells.csv`` and
+``class_difference.csv`` (layout
 and reader: :mod:`eegcrp.regions`); the manifest's ``extra`` holds the layout summary and
 the significant cells per class.
 """
@@ -50,6 +51,7 @@ def _min_p(n: int, rc: Any) -> float:
 
 def _run(ctx: StageContext) -> dict[str, Any]:
     from ..regions import cell_table, channel_band, class_difference, make_layout
+    from ..regions.cells import subject_table
     from ..store import open_relevance
 
     config = ctx.config
@@ -78,7 +80,8 @@ def _run(ctx: StageContext) -> dict[str, Any]:
               "seed": int(rc.seed or 0)}
     cells = cell_table(cb, layout, **kwargs)
     diff = class_difference(cb, layout, **kwargs)
-    for frame, name in ((cells, "cells.csv"), (diff, "class_difference.csv")):
+    for frame, name in ((cells, "cells.csv"), (diff, "class_difference.csv"),
+                        (subject_table(cb, layout), "subject_cells.csv")):
         with atomic_path(ctx.folder / name, ".csv") as tmp:
             frame.to_csv(tmp, index=False)
         ctx.manifest.add_product(ctx.folder, name)
