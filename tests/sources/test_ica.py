@@ -89,3 +89,11 @@ def test_refuses_too_few_channels_other_types_and_bipolar():
         check_channels(info)
     with pytest.raises(SourcesError, match="no scalp position"):
         check_channels(mne.create_info(["a", "b", "c", "d"], 128.0, "eeg"))
+
+
+def test_trials_only_data(sim_raw):
+    raw, _ = sim_raw
+    trials, notes = ica_data(raw, (1.0, 100.0), "trials")
+    n_trials = sum(a["description"].startswith("trial/") for a in raw.annotations)
+    assert trials.n_times == n_trials * 2 * 128  # 2-s trials, the margins left out
+    assert any("trials only" in n for n in notes)

@@ -139,7 +139,10 @@ def ica_data(raw: mne.io.BaseRaw, band: tuple[float, float], data: str = "contin
         if not trials:
             raise SourcesError("the cached data have no trial annotations; use "
                                "sources.data: continuous")
-        ann = mne.Annotations([a["onset"] for a in trials], [a["duration"] for a in trials],
+        # crop_by_annotations keeps the end sample: stop one sample earlier
+        step = 1.0 / raw.info["sfreq"]
+        ann = mne.Annotations([a["onset"] for a in trials],
+                              [a["duration"] - step for a in trials],
                               [a["description"] for a in trials],
                               orig_time=raw.annotations.orig_time)
         raw = mne.concatenate_raws(raw.crop_by_annotations(ann, verbose="error"),
