@@ -75,7 +75,7 @@ def test_identities_follow_the_result_settings_only(tmp_path):
     assert changed(training={"learning_rate": 0.01}) == {"train", "explain", "sources",
                                                           "regions"}
     assert changed(explain={"share": 0.5}) == {"explain", "sources", "regions"}
-    assert changed(sources={"n_jobs": 1}, regions={"alpha": 0.05}) == set()
+    assert changed(sources={"n_jobs": 1, "threads": 2}, regions={"alpha": 0.05}) == set()
     assert changed(sources={"n_boot": 500}) == {"sources"}
     assert changed(regions={"test": "wilcoxon"}) == {"regions"}
     assert changed(preprocessing={"l_freq": 8.0}) >= {"prepare", "train", "explain"}
