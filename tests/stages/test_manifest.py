@@ -72,18 +72,23 @@ def test_identities_follow_the_result_settings_only(tmp_path):
     # repetitions add folds to the same run (resume), they do not make another one
     assert changed(training={"repetitions": 3}) == set()
     # a setting changes its stage and every stage that reads it
-    assert changed(training={"learning_rate": 0.01}) == {"train", "explain", "concepts",
-                                                         "evaluate"}
-    assert changed(explain={"share": 0.5}) == {"explain", "concepts", "evaluate"}
+    downstream = {"concepts", "sources", "regions", "evaluate"}
+    assert changed(training={"learning_rate": 0.01}) == {"train", "explain", *downstream}
+    assert changed(explain={"share": 0.5}) == {"explain", *downstream}
     assert changed(concepts={"descriptor": ["spectral"]}) == {"concepts"}
     assert changed(concepts={"power_display": "linear", "atlas_windows": 5}) == set()  # report
     assert changed(evaluate={"n_random": 5}) == {"evaluate"}
+    assert changed(sources={"n_jobs": 1, "threads": 2}, regions={"alpha": 0.05}) == set()
+    assert changed(sources={"n_boot": 500}) == {"sources"}
+    assert changed(regions={"test": "wilcoxon"}) == {"regions"}
     assert changed(preprocessing={"l_freq": 8.0}) >= {"prepare", "train", "explain"}
     # the study seed is every stage seed left null
     assert "concepts" in changed(seed=7)  # concepts.seed (UMAP) takes the study seed
     assert changed(seed=7) >= {"prepare", "train", "explain"}
     assert tiny_config(tmp_path, seed=7).training.seed == 7
     assert tiny_config(tmp_path, seed=7, training={"seed": 3}).training.seed == 3
+    assert tiny_config(tmp_path, seed=7).sources.seed == 7 == tiny_config(
+        tmp_path, seed=7).regions.seed
 
 
 def test_stage_sections_leave_out_non_result_fields(tmp_path):

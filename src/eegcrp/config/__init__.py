@@ -5,9 +5,9 @@ A study is described by a single YAML document. :func:`load_config` reads it, ap
 Unknown keys and bad values raise :class:`ConfigError`, whose message names the key and
 the allowed keys or values, so a typo never silently falls back to a default.
 
-The sections live beside this module: :mod:`.data` (datasets, preprocessing) and
-:mod:`.stages` (model, training, explain and the later stages), :mod:`.concepts` (the
-concepts stage).
+The sections live beside this module: :mod:`.data` (datasets, preprocessing),
+:mod:`.stages` (model, training, explain), :mod:`.concepts` (concepts), :mod:`.analysis`
+(sources, regions) and :mod:`.evaluate` (explanation quality).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from .analysis import RegionsConfig, SourcesConfig
 from .base import Section as _Section
 from .base import data_root
 from .concepts import ConceptsConfig
@@ -61,8 +62,10 @@ __all__ = [
     "ModelConfig",
     "ParallelSection",
     "PreprocessingConfig",
+    "RegionsConfig",
     "SimulatedConfig",
     "SimulatedConfound",
+    "SourcesConfig",
     "StudyConfig",
     "TrainingConfig",
     "apply_overrides",
@@ -91,6 +94,8 @@ class StudyConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     concepts: ConceptsConfig = Field(default_factory=ConceptsConfig)
+    sources: SourcesConfig = Field(default_factory=SourcesConfig)
+    regions: RegionsConfig = Field(default_factory=RegionsConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @field_validator("output_dir", "cache_dir")
@@ -102,7 +107,8 @@ class StudyConfig(_Section):
     def _resolve_seeds(self) -> StudyConfig:
         # One seed for the study: a stage seed left null takes the study's, so changing
         # ``seed`` alone re-draws everything and the written config.yaml states each value.
-        for section in (self.dataset, self.training, self.concepts, self.evaluate):
+        for section in (self.dataset, self.training, self.concepts, self.sources, self.regions,
+                        self.evaluate):
             if "seed" in type(section).model_fields and section.seed is None:
                 section.seed = self.seed
         return self

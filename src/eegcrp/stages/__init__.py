@@ -7,6 +7,8 @@ prepare    prepare/    the recordings (cached per subject)          summary.csv,
 train      training/   prepare                                      folds/*.pt|json, metrics
 explain    explain/    prepare, train                               folds/*.h5
 concepts   concepts/   explain                                      filters.csv, clusters
+sources    sources/    prepare, explain                             ica/, folds/, shares
+regions    regions/    explain                                      cells.csv, layout
 evaluate   evaluate/   prepare, train, explain, concepts            aopc.csv, curves.csv ...
 report     report/     every stage present                          ../report.html
 =========  ==========  ==========================================  =====================
@@ -18,6 +20,8 @@ from . import prepare  # noqa: F401
 from . import train  # noqa: F401
 from . import explain  # noqa: F401
 from . import concepts  # noqa: F401
+from . import sources  # noqa: F401
+from . import regions  # noqa: F401
 from . import evaluate  # noqa: F401
 from . import report  # noqa: F401
 # isort: on

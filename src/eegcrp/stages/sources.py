@@ -1,0 +1,349 @@
+"""Stage ``sources``: relevance of independent components, brain vs non-brain (pipeline C).
+
+1. Per subject whose windows the explain store selected: ICA of the cached continuous data
+   with ICLabel labels (:func:`eegcrp.sources.fit_subject`), ``sources/ica/sub-<id>.h5``.
+   Subjects run through :func:`eegcrp.parallel.parallel_map`; a subject whose ICA fails
+   (does not converge) is recorded in ``extra["failed"]`` and the others go on.
+2. Per explain fold: every selected heatmap through the ICA virtual layer
+   (:func:`eegcrp.sources.folds.fold_sources`), ``sources/folds/<fold>.h5``.
+3. The unit table and the category shares per class, over all classes and per subject,
+   with bootstrap intervals across subjects (``units.csv``, ``shares.csv``,
+   ``subject_shares.csv``), and the per-component table ``components.csv``.
+
+Files are reused on a re-run when their ``identity`` attribute is this stage's identity.
+Layout and reader: :mod:`eegcrp.sources.results`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from ..config import SourcesConfig
+from ..io import atomic_path
+from .manifest import Manifest
+from .prepare import load_prepared
+from .registry import Stage, StageContext, register, stage_folder
+
+logger = logging.getLogger(__name__)
+
+__all__: list[str] = []
+
+
+def _limits(threads: int | None) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(int(threads or 1))
+
+
+def _fit_task(subject: str, prepared: Manifest, sc: SourcesConfig, out_path: Path,
+              identity: str, threads: int | None) -> dict[str, Any]:
+    """Fit and label one subject's ICA (runs in a worker)."""
+    import torch
+
+    from ..preprocessing.cache import load_continuous
+    from ..sources import SourcesError, fit_subject
+
+    start = time.perf_counter()
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(threads or 1))
+    try:
+        with _limits(threads):
+            raw = load_continuous(load_prepared(prepared, [subject]), subject)
+            try:
+                ica = fit_subject(raw, subject, method=sc.method, n_components=sc.n_components,
+                                  band=sc.band, data=sc.data, max_iter=sc.max_iter,
+                                  seed=int(sc.seed or 0),
+                                  min_samples_factor=sc.min_samples_factor)
+            except SourcesError as exc:
+                logger.warning("subject %s left out of the sources stage: %s", subject, exc)
+                return {"subject": subject, "ok": False, "error": str(exc)}
+            ica.save(out_path, {"identity": identity})
+    finally:
+        torch.set_num_threads(old)
+    return {"subject": subject, "ok": True, **_ica_record(ica, out_path),
+            "wall_time_s": round(time.perf_counter() - start, 3)}
+
+
+def _ica_record(ica: Any, path: Path) -> dict[str, Any]:
+    return {"file": f"ica/{path.name}", "n_components": ica.n_components,
+            "labels": dict(Counter(ica.labels)), "n_iter": ica.meta.get("n_iter"),
+            "band": ica.meta.get("band"), "notes": ica.meta.get("notes", [])}
+
+
+def _fold_task(fold_path: Path, ica_files: dict[str, Path | None], prepared: Manifest,
+               standardized: bool, ddof: int, out_path: Path, attrs: dict[str, Any],
+               threads: int | None) -> dict[str, Any]:
+    """ICA relevance of one explain fold (runs in a worker)."""
+    from ..sources import SubjectICA
+    from ..sources.folds import fold_sources
+    from ..store import FoldRelevance
+
+    start = time.perf_counter()
+    with _limits(threads):
+        fold = FoldRelevance(fold_path)
+        have = [s for s, p in ica_files.items() if p is not None]
+        data = load_prepared(prepared, have) if have else None
+        windows = {s: data[s] for s in have} if data is not None else {}
+        icas = {s: SubjectICA.load(p) if p is not None else None for s, p in ica_files.items()}
+        rec = fold_sources(fold, icas, windows, out_path, standardized=standardized,
+                           ddof=ddof, attrs=attrs)
+    rec["wall_time_s"] = round(time.perf_counter() - start, 3)
+    return rec
+
+
+def _file_attr(path: Path, name: str) -> str | None:
+    """A string attribute of an HDF5 file; None when the file is missing or unreadable."""
+    try:
+        with h5py.File(path, "r") as f:
+            return str(f.attrs.get(name, ""))
+    except Exception:  # missing, truncated or not HDF5: recompute
+        return None
+
+
+def _file_identity(path: Path) -> str | None:
+    return _file_attr(path, "identity")
+
+
+def _window_subjects(fold: Any) -> list[str]:
+    """Subjects whose windows fold ``fold`` selected."""
+    samples = fold.samples()
+    with fold.open() as f:
+        rows = f["pairs/sample"][()]
+    return sorted({str(s) for s in samples["subject"].to_numpy()[rows]})
+
+
+def _units(files: list[Path]) -> pd.DataFrame:
+    """The unit table of every fold file."""
+    from ..sources.shares import MEASURES, WEIGHTINGS, unit_table
+
+    parts = []
+    for path in files:
+        with h5py.File(path, "r") as f:
+            classes = json.loads(f.attrs["classes"])
+            cats = f["pairs/categories"][()]
+            key = f["pairs/key"].asstr()[()]
+            subject = f["pairs/subject"].asstr()[()]
+            cls = np.asarray(classes, object)[f["pairs/class"][()]]
+        ok = np.isfinite(cats).all(axis=(1, 2, 3))
+        categories = {(w, m): cats[ok, i, j] for i, w in enumerate(WEIGHTINGS)
+                      for j, m in enumerate(MEASURES)}
+        parts.append(unit_table(key[ok], cls[ok], subject[ok], categories))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _components(files: list[Path], icas: dict[str, Any]) -> pd.DataFrame:
+    """Per subject and component: label, probabilities, explained variance, relevance."""
+    from ..sources import ICLABEL_CLASSES
+
+    sums: dict[tuple[str, str, int], np.ndarray] = {}
+    for path in files:
+        with h5py.File(path, "r") as f:
+            classes = json.loads(f.attrs["classes"])
+            comp = f["pairs/component"][()]
+            subject = f["pairs/subject"].asstr()[()]
+            cls = f["pairs/class"][()]
+        for s in np.unique(subject):
+            for c in np.unique(cls):
+                rows = comp[(subject == s) & (cls == c)]
+                rows = rows[np.isfinite(rows).any(axis=1)]
+                if not len(rows):
+                    continue
+                vals = np.stack([np.nansum(rows, 0), np.nansum(rows.clip(0), 0),
+                                 np.nansum(np.abs(rows), 0)])
+                key = (str(s), classes[int(c)])
+                sums[key] = sums.get(key, 0) + vals
+    out = []
+    for subject, ica in icas.items():
+        for k in range(ica.n_components):
+            row: dict[str, Any] = {"subject": subject, "component": k, "label": ica.labels[k],
+                                   "explained_variance": ica.explained_variance[k]}
+            row.update({f"p_{name.replace(' ', '_')}": ica.probabilities[k, j]
+                        for j, name in enumerate(ICLABEL_CLASSES)})
+            for (s, c), vals in sums.items():
+                if s == subject:
+                    for i, m in enumerate(("signed", "positive", "absolute")):
+                        row[f"relevance_{m}/{c}"] = vals[i, k]
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def _write_csv(ctx: StageContext, frame: pd.DataFrame, name: str) -> None:
+    with atomic_path(ctx.folder / name, ".csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    ctx.manifest.add_product(ctx.folder, name)
+
+
+def _headline(shares: pd.DataFrame) -> dict[str, Any]:
+    """Per group: brain share (hard labels, positive relevance) with interval, the three
+    largest non-brain shares."""
+    out: dict[str, Any] = {}
+    for (group, weighting, measure), part in shares.groupby(["group", "weighting",
+                                                             "measure"]):
+        brain = part[part["category"] == "brain"].iloc[0]
+        other = part[~part["category"].isin(["brain", "residual"])].nlargest(3, "share")
+        out.setdefault(str(group), {})[f"{weighting}/{measure}"] = {
+            "brain": [brain["share"], brain["ci_low"], brain["ci_high"]],
+            "top_non_brain": {r["category"]: [r["share"], r["ci_low"], r["ci_high"]]
+                              for _, r in other.iterrows()},
+            "n_subjects": int(brain["n_subjects"]),
+        }
+    return out
+
+
+def _run(ctx: StageContext) -> dict[str, Any]:
+    from ..parallel import parallel_map
+    from ..sources import SourcesError, SubjectICA, check_channels
+    from ..sources.shares import group_shares, subject_shares
+    from ..store import open_relevance
+
+    config = ctx.config
+    sc = config.sources
+    if not sc.enabled:
+        ctx.manifest.extra = {"skipped": "sources.enabled is false"}
+        return {"skipped": True}
+    if config.preprocessing.zscore:
+        raise SourcesError("the sources stage decomposes windows in volts, but "
+                           "preprocessing.zscore is true; set it to false (the training "
+                           "stage z-scores every window itself, so the models stay the same)")
+    prepared: Manifest = ctx.inputs["prepare"]
+    run = open_relevance(stage_folder(config, "explain"))
+    if not run.folds:
+        raise SourcesError("the explain store lists no folds; run `eegcrp explain` first")
+    per_fold = {fold.name: _window_subjects(fold) for fold in run.folds}
+    subjects = sorted({s for v in per_fold.values() for s in v})
+    check_channels(load_prepared(prepared, [subjects[0]])[subjects[0]].info)
+    identity = ctx.manifest.identity
+    t0 = time.perf_counter()
+    records: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    ctx.manifest.extra = {"subjects": records, "failed": failed}
+    pending = []
+    for s in subjects:
+        path = ctx.folder / "ica" / f"sub-{s}.h5"
+        if _file_identity(path) == identity:
+            records[s] = {"subject": s, "ok": True, **_ica_record(SubjectICA.load(path), path)}
+            ctx.manifest.add_product(ctx.folder, records[s]["file"])
+        else:
+            pending.append(s)
+    ctx.save()
+    logger.info("sources: ICA of %d subjects (%d reused), %s, n_components %s",
+                len(subjects), len(subjects) - len(pending), sc.method, sc.n_components)
+    tasks = ((s, prepared, sc, ctx.folder / "ica" / f"sub-{s}.h5", identity)
+             for s in pending)
+    for rec in parallel_map(_fit_task, tasks, sc, n_tasks=len(pending), what="subject ICAs"):
+        if rec["ok"]:
+            records[rec["subject"]] = rec
+            ctx.manifest.add_product(ctx.folder, rec["file"])
+        else:
+            failed[rec["subject"]] = rec["error"]
+        ctx.save()
+    ctx.manifest.extra["subjects"] = {s: records[s] for s in subjects if s in records}
+    ctx.manifest.extra["failed"] = {s: failed[s] for s in subjects if s in failed}
+    if not records:
+        raise SourcesError("the ICA failed for every subject: " + "; ".join(
+            f"{s}: {m}" for s, m in failed.items()))
+    notes = Counter(n for r in records.values() for n in r.get("notes", []))
+    for note, count in notes.items():
+        logger.warning("%s (%d of %d subjects)", note, count, len(records))
+    t1 = time.perf_counter()
+
+    ica_files = {s: ctx.folder / records[s]["file"] if s in records else None
+                 for s in subjects}
+    standardized = run.meta.get("input_space", "model") != "sensor"
+    ddof = 1 if config.training.protocol == "thesis" else 0
+    fold_recs: dict[str, Any] = {}
+    ctx.manifest.extra.update(folds=fold_recs, order=run.names,
+                              input_space="model" if standardized else "sensor")
+    todo = []
+    def with_ica(fold: Any) -> str:  # a fold file is reused only with the same ICAs
+        return json.dumps([s for s in per_fold[fold.name] if ica_files[s] is not None])
+
+    for fold in run.folds:
+        path = ctx.folder / "folds" / f"{fold.name}.h5"
+        if _file_identity(path) == identity and _file_attr(path, "ica_subjects") == \
+                with_ica(fold):
+            with h5py.File(path, "r") as f:
+                fold_recs[fold.name] = {k: f.attrs[k].item() if hasattr(f.attrs[k], "item")
+                                        else f.attrs[k] for k in ("n_pairs", "n_skipped",
+                                                                  "error_max", "error_median")}
+            fold_recs[fold.name]["file"] = f"folds/{path.name}"
+            ctx.manifest.add_product(ctx.folder, fold_recs[fold.name]["file"])
+        else:
+            todo.append(fold)
+    ftasks = ((fold.path, {s: ica_files[s] for s in per_fold[fold.name]}, prepared,
+               standardized, ddof, ctx.folder / "folds" / f"{fold.name}.h5",
+               {"identity": identity, "ica_subjects": with_ica(fold)}) for fold in todo)
+    for rec in parallel_map(_fold_task, ftasks, sc, n_tasks=len(todo),
+                            what="folds through the ICA layer"):
+        fold_recs[rec["name"]] = {"file": f"folds/{rec['name']}.h5",
+                                  **{k: rec[k] for k in ("n_pairs", "n_skipped", "error_max",
+                                                         "error_median", "wall_time_s")}}
+        ctx.manifest.add_product(ctx.folder, fold_recs[rec["name"]]["file"])
+        ctx.save()
+    ctx.manifest.extra["folds"] = {n: fold_recs[n] for n in run.names}
+    t2 = time.perf_counter()
+
+    files = [ctx.folder / fold_recs[n]["file"] for n in run.names]
+    units = _units(files)
+    seed = int(sc.seed or 0)
+    per_class = group_shares(units, None, n_boot=sc.n_boot, ci=sc.ci, seed=seed)
+    everything = {k: "all" for k in units["key"].unique()}
+    shares = pd.concat([per_class, group_shares(units, everything, n_boot=sc.n_boot,
+                                                ci=sc.ci, seed=seed)], ignore_index=True)
+    subj = pd.concat([subject_shares(units, None), subject_shares(units, everything)],
+                     ignore_index=True)
+    icas = {s: SubjectICA.load(ctx.folder / records[s]["file"]) for s in records}
+    for frame, name in ((units, "units.csv"), (shares, "shares.csv"),
+                        (subj, "subject_shares.csv"), (_components(files, icas),
+                                                       "components.csv")):
+        _write_csv(ctx, frame, name)
+    errors = [r["error_max"] for r in fold_recs.values() if np.isfinite(r["error_max"])]
+    ctx.manifest.extra.update(
+        summary=_headline(shares), conservation_error_max=max(errors, default=float("nan")),
+        notes=[{"note": n, "subjects": c} for n, c in notes.items()],
+        wall_time_s={"ica": round(t1 - t0, 3), "layer": round(t2 - t1, 3),
+                     "shares": round(time.perf_counter() - t2, 3)},
+    )
+    return {"subjects": sorted(records), "failed": dict(failed),
+            "summary": ctx.manifest.extra["summary"]}
+
+
+def _report(report: Any, ctx: Any) -> None:
+    from ..report.sources_section import add_sources_section
+
+    add_sources_section(report, ctx)
+
+
+def _describe(result: dict[str, Any], config: Any) -> str:
+    if result.get("skipped"):
+        return "sources: skipped (sources.enabled is false)"
+    lines = [f"ICA of {len(result['subjects'])} subject(s)"
+             + (f"; failed: {', '.join(result['failed'])}" if result["failed"] else "")]
+    for group, rec in result["summary"].items():
+        b = rec["hard/positive"]["brain"]
+        lines.append(f"  {group}: brain share of positive relevance {100 * b[0]:.1f} % "
+                     f"[{100 * b[1]:.1f}, {100 * b[2]:.1f}]")
+    lines.append(f"results in {config.output_dir}/sources")
+    return "\n".join(lines)
+
+
+STAGE = register(Stage(
+    name="sources",
+    help="ICA + ICLabel per subject; relevance of brain vs non-brain components",
+    folder="sources",
+    sections=("sources",),
+    ignore={"sources": ("n_jobs", "backend", "dask_address", "device", "threads")},
+    requires=("prepare", "explain"),
+    run=_run,
+    report=_report,
+    describe=_describe,
+))
