@@ -7,7 +7,7 @@ prepare    prepare/    the recordings (cached per subject)          summary.csv,
 train      training/   prepare                                      folds/*.pt|json, metrics
 explain    explain/    prepare, train                               folds/*.h5
 concepts   concepts/   explain                                      filters.csv, clusters
-sources    sources/    prepare, explain                             ica/, folds/, shares
+sources    sources/    prepare, explain, concepts                   ica/, folds/, shares
 regions    regions/    explain                                      cells.csv, layout
 evaluate   evaluate/   prepare, train, explain, concepts            aopc.csv, curves.csv ...
 report     report/     every stage present                          ../report.html

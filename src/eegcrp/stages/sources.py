@@ -297,10 +297,13 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     seed = int(sc.seed or 0)
     per_class = group_shares(units, None, n_boot=sc.n_boot, ci=sc.ci, seed=seed)
     everything = {k: "all" for k in units["key"].unique()}
+    clusters = _cluster_groups(ctx.folder.parent / "concepts")
     shares = pd.concat([per_class, group_shares(units, everything, n_boot=sc.n_boot,
-                                                ci=sc.ci, seed=seed)], ignore_index=True)
-    subj = pd.concat([subject_shares(units, None), subject_shares(units, everything)],
-                     ignore_index=True)
+                                                ci=sc.ci, seed=seed),
+                        group_shares(units, clusters, n_boot=sc.n_boot, ci=sc.ci,
+                                     seed=seed)], ignore_index=True)
+    subj = pd.concat([subject_shares(units, None), subject_shares(units, everything),
+                      subject_shares(units, clusters)], ignore_index=True)
     icas = {s: SubjectICA.load(ctx.folder / records[s]["file"]) for s in records}
     for frame, name in ((units, "units.csv"), (shares, "shares.csv"),
                         (subj, "subject_shares.csv"), (_components(files, icas),
@@ -315,6 +318,16 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     )
     return {"subjects": sorted(records), "failed": dict(failed),
             "summary": ctx.manifest.extra["summary"]}
+
+
+def _cluster_groups(folder: Path) -> dict[tuple[str, str], str]:
+    """(filter key, class) -> ``<class>/<pooled cluster>`` of pipeline B (noise left out)."""
+    from ..concepts import load_concepts
+
+    filters = load_concepts(folder).filters
+    kept = filters[~filters["cluster_pooled"].isin(["NC", "excluded"])]
+    return {(str(k), str(c)): f"{c}/{g}" for k, c, g in
+            zip(kept["key"], kept["class"], kept["cluster_pooled"], strict=True)}
 
 
 def _report(report: Any, ctx: Any) -> None:
@@ -342,7 +355,7 @@ STAGE = register(Stage(
     folder="sources",
     sections=("sources",),
     ignore={"sources": ("n_jobs", "backend", "dask_address", "device", "threads")},
-    requires=("prepare", "explain"),
+    requires=("prepare", "explain", "concepts"),
     run=_run,
     report=_report,
     describe=_describe,
