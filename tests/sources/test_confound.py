@@ -32,7 +32,7 @@ def shares(tmp_path_factory):
             training={"max_epochs": 30, "patience": 30, "learning_rate": 0.003,
                       "batch_size": 32, "n_jobs": 1},
             explain={"n_jobs": 1}, sources={"n_jobs": 1})
-        run_stages(config, "prepare", "train", "explain", "sources")
+        run_stages(config, "prepare", "train", "explain", "concepts", "sources")
         frame = load_sources(config.output_dir).shares
         out[name] = frame[(frame["weighting"] == "hard") & (frame["measure"] == "positive")]
     return out

@@ -31,7 +31,7 @@ def study(tiny_study, tmp_path_factory, request):
     patch = pytest.MonkeyPatch()
     patch.setattr(sources, "fit_subject", flaky)
     try:
-        run_stages(config, "sources", "regions")
+        run_stages(config, "concepts", "sources", "regions")
     finally:
         patch.undo()
     return config
@@ -104,14 +104,14 @@ def test_disabled_stages_are_recorded_as_skipped(tiny_study, tmp_path):
     config = copy_study(tiny_study, tmp_path / "run")
     config.sources.enabled = False
     config.regions.enabled = False
-    run_stages(config, "sources", "regions")
+    run_stages(config, "concepts", "sources", "regions")
     assert load_sources(config.output_dir).skipped == "sources.enabled is false"
     assert load_regions(config.output_dir).skipped == "regions.enabled is false"
 
 
 def test_z_scored_prepared_windows_are_refused(tmp_path):
     config = tiny_config(tmp_path, preprocessing={"zscore": True})
-    run_stages(config, "prepare", "train", "explain")
+    run_stages(config, "prepare", "train", "explain", "concepts")
     with pytest.raises(SourcesError, match=r"preprocessing\.zscore"):
         run_stages(config, "sources")
 

@@ -75,7 +75,7 @@ def test_identities_follow_the_result_settings_only(tmp_path):
     downstream = {"concepts", "sources", "regions", "evaluate"}
     assert changed(training={"learning_rate": 0.01}) == {"train", "explain", *downstream}
     assert changed(explain={"share": 0.5}) == {"explain", *downstream}
-    assert changed(concepts={"descriptor": ["spectral"]}) == {"concepts", "evaluate"}
+    assert changed(concepts={"descriptor": ["spectral"]}) == {"concepts", "sources", "evaluate"}
     assert changed(concepts={"power_display": "linear", "atlas_windows": 5}) == set()  # report
     assert changed(evaluate={"n_random": 5}) == {"evaluate"}
     assert changed(sources={"n_jobs": 1, "threads": 2}, regions={"alpha": 0.05}) == set()
