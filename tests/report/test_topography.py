@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-import mne
 import numpy as np
 
+from eegcrp.data.montage import make_montage
 from eegcrp.report.topography import SPARSE_CHANNELS, draw_channels, scalp_info
 
 
 def _channels(names, bipolar=False):
-    montage = mne.channels.make_standard_montage("standard_1005")
+    montage = make_montage("standard_1005")
     pos = montage.get_positions()["ch_pos"]
     return {"names": list(names), "positions": [pos[n].tolist() for n in names],
             "bipolar": bipolar}
