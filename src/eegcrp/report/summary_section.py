@@ -17,7 +17,8 @@ from typing import Any
 import mne
 import yaml
 
-__all__ = ["add_metadata_section", "add_summary_section", "dominant_bands"]
+__all__ = ["add_metadata_section", "add_summary_section", "dominant_bands", "regions_headline",
+           "sources_headline"]
 
 SUMMARY = "Summary"
 METADATA = "Run metadata"
@@ -39,6 +40,50 @@ def dominant_bands(run: Any, n_channels: int = 3) -> dict[str, dict[str, Any]]:
         out[str(cls)] = {"band": band, "share": float(share.max()),
                          "channels": [str(c) for c in chans["channel"].values[:n_channels]]}
     return out
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.0f} %"
+
+
+def sources_headline(manifest: Any) -> str | None:
+    """The brain share of positive relevance (hard ICLabel labels) and the largest others."""
+    summary = manifest.extra.get("summary") if manifest is not None else None
+    rec = (summary or {}).get("all", {}).get("hard/positive")
+    if not rec:
+        return None
+    brain = rec["brain"]
+    others = sorted(rec.get("top_non_brain", {}).items(), key=lambda kv: -kv[1][0])
+    text = (f"Sources (ICA + ICLabel, {rec['n_subjects']} subjects): brain components carry "
+            f"<b>{_pct(brain[0])}</b> of the positive relevance (95 % CI "
+            f"{_pct(brain[1])}-{_pct(brain[2])})")
+    if others:
+        text += "; then " + ", ".join(
+            f"{html.escape(k.replace('_', ' '))} {_pct(v[0])}" for k, v in others)
+    if brain[2] < 0.5:
+        text += (". Most of the decision is not attributed to brain components: read the "
+                 "artefact components and the region x band cells before the filters")
+    return text + "."
+
+
+def regions_headline(manifest: Any, n_cells: int = 3) -> str | None:
+    """Per class, the region x band cells with significantly more positive relevance than
+    their channel count predicts (FDR-corrected)."""
+    if manifest is None or "significant" not in manifest.extra:
+        return None
+    alpha = manifest.extra.get("alpha", 0.05)
+    parts = []
+    for cls, cells in manifest.extra["significant"].get("positive", {}).items():
+        over = sorted((c for c in cells if c["excess"] > 0), key=lambda c: -c["excess"])
+        cells_text = ", ".join(f"{html.escape(c['region'].replace('_', ' '))} "
+                               f"{html.escape(c['band'])} (x{c['ratio']:.2f})"
+                               for c in over[:n_cells]) or "none"
+        parts.append(f"{html.escape(cls)}: {cells_text}")
+    if not parts:
+        return (f"Regions: no region x band cell holds more positive relevance than its "
+                f"channel count predicts (FDR {alpha}).")
+    return ("Regions (more positive relevance than the channel count predicts, FDR "
+            f"{alpha}): " + "; ".join(parts) + ".")
 
 
 def _item(text: str) -> str:
@@ -75,11 +120,10 @@ def add_summary_section(report: mne.Report, ctx: Any) -> None:
                      for c, d in dominant_bands(run).items()]
             items.append(_item("Where the evidence lies (all filters): " + "; ".join(parts)
                                + "."))
-    for name, key in (("sources", "summary"), ("regions", "summary")):
-        manifest = ctx.manifests.get(name)
-        text = (manifest.extra.get(key) if manifest is not None else None)
-        if isinstance(text, str) and text:
-            items.append(_item(html.escape(text)))
+    for text in (sources_headline(ctx.manifests.get("sources")),
+                 regions_headline(ctx.manifests.get("regions"))):
+        if text:
+            items.append(_item(text))
     if "evaluate" in ctx.manifests:
         from .quality_section import faithfulness_verdict, load_quality
 

@@ -216,7 +216,9 @@ def add_training_section(report: mne.Report, ctx: Any) -> None:
         f"<p>{html.escape(_protocol_text(ctx.config.training))}</p>"
         f"<p>{metrics['test_subject'].nunique()} folds x {metrics['repetition'].nunique()} "
         f"repetition(s); mean {label} over repetitions {per_rep.mean():.3f} "
-        f"(sd {per_rep.std(ddof=0):.3f}); chance {chance:.2f}; "
+        + (f"(sd {per_rep.std(ddof=0):.3f})" if len(per_rep) > 1 else
+           "(one repetition: no spread over seeds)")
+        + f"; chance {chance:.2f}; "
         f"{above} of {len(tested)} held-out subjects above their "
         f"permutation threshold (mean {label} over repetitions, p &lt; 0.05).</p>"
         + "".join(f"<p>{n}</p>" for n in notes)
