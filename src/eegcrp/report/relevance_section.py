@@ -249,7 +249,7 @@ def _spectra_figure(s: RelevanceSummary, bands: dict[str, tuple[float, float]]) 
     ax.axhline(0, color="0.3", lw=0.8)
     ax.grid(alpha=0.25)
     df = float(s.freqs[1] - s.freqs[0]) if len(s.freqs) > 1 else 0.0
-    ax.set_title(f"Spectral relevance of all {s.spectral.shape[1]} filters of every fold: "
+    ax.set_title(f"Spectral relevance of all {s.spectral.shape[1]} filters of every fold\n"
                  f"mean over channels and selected windows; bins of {df:.3g} Hz", fontsize=9)
     return fig
 
