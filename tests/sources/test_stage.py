@@ -68,6 +68,7 @@ def test_report_sections_name_the_failed_subject(study):
     text = html.read_text()
     assert "Independent components" in text and "Scalp regions" in text
     assert "ICA failed for S02" in text and "How much of the decision is brain" in text
+    assert "Brain share per concept cluster" in text
 
 
 def test_rerun_reuses_the_files(study):

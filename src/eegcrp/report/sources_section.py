@@ -108,6 +108,34 @@ def _shares_figure(shares: Any) -> Figure:
     return fig
 
 
+def _cluster_figure(shares: Any) -> Figure | None:
+    """Horizontal bars: brain share of each pooled concept cluster, with its interval."""
+    part = shares[(shares["category"] == "brain") & (shares["weighting"] == "hard")
+                  & (shares["measure"] == "positive")].dropna(subset=["share"])
+    if part.empty:
+        return None
+    # colours by class in the class figure's order; then the first cluster on top
+    classes = list(dict.fromkeys(g.split("/")[0] for g in part["group"]))
+    part = part.iloc[::-1]
+    colors = [_GROUP_COLORS[classes.index(g.split("/")[0]) % len(_GROUP_COLORS)]
+              for g in part["group"]]
+    y = np.arange(len(part))
+    mean = 100 * part["share"].to_numpy(np.float64)
+    err = 100 * np.abs(np.stack([part["share"] - part["ci_low"],
+                                 part["ci_high"] - part["share"]]).astype(np.float64))
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.28 * len(part)), layout="constrained")
+    ax.barh(y, mean, xerr=np.nan_to_num(err), color=colors,
+            error_kw={"elinewidth": 0.9, "capsize": 2})
+    ax.set_yticks(y, [f"{g} ({n} subj.)" for g, n in zip(part["group"], part["n_subjects"],
+                                                         strict=True)], fontsize=7)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("brain share of positive relevance (%, hard labels)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Brain share per pooled concept cluster (bootstrap interval over subjects)",
+                 fontsize=9)
+    return fig
+
+
 def _spectrum_figure(run: Any, classes: list[str]) -> Figure | None:
     """Relevance per DFT bin of the components of each category, per explained class."""
     icas = {s: run.ica(s) for s in run.subjects}
@@ -202,7 +230,11 @@ def add_sources_section(report: mne.Report, ctx: Any) -> None:
         return
     report.add_html(_settings_html(run), title="ICA settings, labels and conservation",
                     section=SECTION)
-    shares = run.shares
+    all_shares = run.shares
+    # groups: "all", one per explained class, and "<class>/<cluster>" per pooled concept
+    # cluster (sources stage); the per-class figures show the first two kinds only
+    clustered = all_shares["group"].str.contains("/", regex=False)
+    shares = all_shares[~clustered]
     classes = [g for g in dict.fromkeys(shares["group"]) if g != "all"]
     brain = shares[(shares["category"] == "brain") & (shares["weighting"] == "hard")
                    & (shares["measure"] == "positive")]
@@ -215,6 +247,10 @@ def add_sources_section(report: mne.Report, ctx: Any) -> None:
         ("Relevance share per ICLabel class", _shares_figure(shares),
          "Reading guide: the taller the brain bar against eye, muscle and the others, the "
          "more of the evidence for each class comes from components ICLabel calls brain."),
+        ("Brain share per concept cluster", _cluster_figure(all_shares[clustered]),
+         "Reading guide: each bar is one pooled concept cluster (filters of several fold "
+         "models that encode the same concept); a cluster far below the others draws its "
+         "evidence from eye, muscle or other non-brain components."),
         ("Component relevance spectra", _spectrum_figure(run, classes),
          "Reading guide: where along frequency each kind of component carries relevance "
          "(eye: low frequencies, muscle: broadband high frequencies)."),
