@@ -68,7 +68,8 @@ def test_identities_follow_the_result_settings_only(tmp_path):
 
     # parallelism, device and batch sizes never change results
     assert changed(training={"n_jobs": 2, "threads": 2, "device": "cpu"},
-                   explain={"n_jobs": 2, "batch_size": 5}) == set()
+                   explain={"n_jobs": 2, "batch_size": 5, "threads": 2},
+                   evaluate={"threads": 2}) == set()
     # repetitions add folds to the same run (resume), they do not make another one
     assert changed(training={"repetitions": 3}) == set()
     # a setting changes its stage and every stage that reads it

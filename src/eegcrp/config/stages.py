@@ -35,6 +35,10 @@ class ParallelSection(_Section):
         None, description="Scheduler address for backend dask; null = start a LocalCluster."
     )
     device: str = Field("auto", description="'auto' (CUDA when present), 'cpu' or 'cuda[:i]'.")
+    threads: int | None = Field(
+        1, ge=1, description="torch/BLAS threads per task (1: fastest per core and robust on "
+        "a busy machine); null = CPU cores // parallel tasks.",
+    )
 
     @field_validator("n_jobs")
     @classmethod
