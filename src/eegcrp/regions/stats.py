@@ -95,17 +95,13 @@ def fdr_bh(p: np.ndarray, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
 
     NaN p-values are not tested (never rejected, adjusted NaN) and do not count in ``m``.
     """
+    from scipy.stats import false_discovery_control
+
     p = np.asarray(p, np.float64)
     adjusted = np.full(p.shape, np.nan)
     ok = np.isfinite(p)
-    m = int(ok.sum())
-    if m:
-        order = np.argsort(p[ok])
-        ranked = p[ok][order] * m / np.arange(1, m + 1)
-        ranked = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
-        adj = np.empty(m)
-        adj[order] = ranked
-        adjusted[ok] = adj
+    if ok.any():  # scipy refuses NaN: adjust the tested p-values only
+        adjusted[ok] = false_discovery_control(p[ok], method="bh")
     return np.where(ok, adjusted <= alpha, False), adjusted
 
 
