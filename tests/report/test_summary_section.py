@@ -7,10 +7,11 @@ from types import SimpleNamespace
 from eegcrp.report.summary_section import regions_headline, sources_headline
 
 
-def _sources(brain, others):
+def _sources(brain, others, ci=0.95):
     rec = {"brain": brain, "n_subjects": 7,
            "top_non_brain": {k: [v, v - 0.01, v + 0.01] for k, v in others.items()}}
-    return SimpleNamespace(extra={"summary": {"all": {"hard/positive": rec}}})
+    return SimpleNamespace(extra={"summary": {"all": {"hard/positive": rec}}},
+                           config={"sources": {"ci": ci}})
 
 
 def test_sources_line_states_the_brain_share_and_warns_when_it_is_a_minority():
@@ -20,9 +21,10 @@ def test_sources_line_states_the_brain_share_and_warns_when_it_is_a_minority():
     assert "not attributed to brain" in low
     high = sources_headline(_sources([0.8, 0.7, 0.9], {"eye": 0.1}))
     assert "<b>80 %</b>" in high and "not attributed" not in high
+    assert "(90 % CI" in sources_headline(_sources([0.8, 0.7, 0.9], {}, ci=0.9))
     assert sources_headline(None) is None
-    assert sources_headline(SimpleNamespace(extra={"skipped": "sources.enabled is false"})) \
-        is None
+    skipped = SimpleNamespace(extra={"skipped": "sources.enabled is false"}, config={})
+    assert sources_headline(skipped) is None
 
 
 def test_regions_line_lists_only_over_represented_cells_largest_first():

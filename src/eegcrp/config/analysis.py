@@ -49,10 +49,6 @@ class SourcesConfig(ParallelSection):
         20.0, ge=0, description="Warn when the ICA data have fewer than this x n_components² "
         "samples (the usual rule of thumb).",
     )
-    threads: int | None = Field(
-        1, ge=1, description="BLAS/torch threads per subject (1: robust on a busy machine); "
-        "null = CPU cores // parallel subjects.",
-    )
     n_boot: int = Field(2000, ge=100, description="Bootstrap resamples of subjects.")
     ci: float = Field(0.95, gt=0, lt=1, description="Confidence level of the intervals.")
     seed: int | None = Field(

@@ -131,10 +131,6 @@ class TrainingConfig(ParallelSection):
         "default",
         description="'thesis' = fixed max_epochs, no validation, unshuffled, no class weights.",
     )
-    threads: int | None = Field(
-        1, ge=1, description="torch threads per fold (1: fastest per core and robust on a "
-        "busy machine); null = CPU cores // parallel folds.",
-    )
     seed: int | None = Field(
         None, ge=0, description="Seed of the folds' splits, weights and batches; null = the "
         "study's seed.",

@@ -53,9 +53,10 @@ def sources_headline(manifest: Any) -> str | None:
     if not rec:
         return None
     brain = rec["brain"]
+    ci = (getattr(manifest, "config", None) or {}).get("sources", {}).get("ci", 0.95)
     others = sorted(rec.get("top_non_brain", {}).items(), key=lambda kv: -kv[1][0])
     text = (f"Sources (ICA + ICLabel, {rec['n_subjects']} subjects): brain components carry "
-            f"<b>{_pct(brain[0])}</b> of the positive relevance (95 % CI "
+            f"<b>{_pct(brain[0])}</b> of the positive relevance ({100 * ci:.0f} % CI "
             f"{_pct(brain[1])}-{_pct(brain[2])})")
     if others:
         text += "; then " + ", ".join(

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from ..config import StudyConfig, config_hash
+from ..config.stages import ParallelSection
 from ..errors import StageError
 from ..io import package_version, remove_temporary, write_text_atomic
 from .manifest import Manifest, mismatch_error, stale_files
@@ -54,8 +55,9 @@ class Stage:
     sections : tuple of str
         Config sections whose values decide the stage's results.
     ignore : dict
-        Per section, fields that do not change results (parallelism, device, batch sizes)
-        and stay out of the identity.
+        Per section, further fields that do not change results (batch sizes, repetitions,
+        report-only settings) and stay out of the identity; the fields of a
+        :class:`~eegcrp.config.stages.ParallelSection` are always left out.
     requires : tuple of str
         Stages whose results this stage reads (checked before it runs).
     run : callable
@@ -117,9 +119,15 @@ def stage_sections(stage: Stage, config: StudyConfig) -> dict[str, Any]:
     """The config values that decide a stage's results (identity input, manifest ``config``)."""
     out: dict[str, Any] = {}
     for section in stage.sections:
-        dump = getattr(config, section).model_dump(mode="json")
+        value = getattr(config, section)
+        dump = value.model_dump(mode="json")
         if isinstance(dump, dict):
-            dump = {k: v for k, v in dump.items() if k not in stage.ignore.get(section, ())}
+            # where and how a stage runs never decides its results: every parallel setting
+            # (workers, backend, device, threads) is left out here, once for all stages
+            skip = set(stage.ignore.get(section, ()))
+            if isinstance(value, ParallelSection):
+                skip |= set(ParallelSection.model_fields)
+            dump = {k: v for k, v in dump.items() if k not in skip}
         out[section] = dump
     if stage.extra_identity is not None:
         out.update(stage.extra_identity(config))

@@ -354,7 +354,6 @@ STAGE = register(Stage(
     help="ICA + ICLabel per subject; relevance of brain vs non-brain components",
     folder="sources",
     sections=("sources",),
-    ignore={"sources": ("n_jobs", "backend", "dask_address", "device", "threads")},
     requires=("prepare", "explain", "concepts"),
     run=_run,
     report=_report,
