@@ -26,12 +26,14 @@ name             layer                                             output (B, ..
 ``classifier``   linear, max-norm 0.25 on each class's weights     (n_classes,) logits
 ===============  ================================================  =======================
 
-Convolutions before a batch norm carry no bias (the batch norm's shift replaces it), weights
-are Glorot-uniform with zero biases as in the published Keras model, and the outputs are
-logits. Batch norms use Keras' momentum (0.01 in PyTorch's convention) but PyTorch's eps of
-1e-5 instead of Keras' 1e-3: zennit 0.4.6's ``MergeBatchNorm`` leaves ``eps`` in the batch
-norm it turns into the identity, which then still scales by 1/sqrt(1 + eps); with 1e-5 the
-merged model differs by < 1e-5 relative (three batch norms), with 1e-3 by 0.15 %.
+Convolutions before a batch norm carry no bias (the batch norm's shift replaces it), the
+shift of ``b1_bn1`` is frozen at zero (``b1_bn2`` removes it exactly in training mode, see
+:func:`freeze_redundant_shift`), weights are Glorot-uniform with zero biases as in the
+published Keras model, and the outputs are logits. Batch norms use Keras' momentum (0.01 in
+PyTorch's convention) but PyTorch's eps of 1e-5 instead of Keras' 1e-3: zennit 0.4.6's
+``MergeBatchNorm`` leaves ``eps`` in the batch norm it turns into the identity, which then
+still scales by 1/sqrt(1 + eps); with 1e-5 the merged model differs by < 1e-5 relative
+(three batch norms), with 1e-3 by 0.15 %.
 
 Why not braindecode's ``EEGNet``
 --------------------------------
@@ -92,6 +94,7 @@ __all__ = [
     "apply_max_norm",
     "build_model",
     "count_parameters",
+    "freeze_redundant_shift",
     "max_norms",
     "remove_thesis_renorm",
 ]
@@ -182,6 +185,24 @@ def remove_thesis_renorm(model: nn.Module) -> int:
                 del module._forward_pre_hooks[key]
                 removed += 1
     return removed
+
+
+def freeze_redundant_shift(model: nn.Module) -> None:
+    """Freeze ``b1_bn1.bias``, whose gradient is identically zero in training mode.
+
+    The shift ``beta_f`` of ``b1_bn1`` adds the same constant to every channel of temporal
+    filter ``f``; the bias-free, linear spatial convolution ``b1_conv2`` turns it into one
+    constant per output map, and ``b1_bn2`` in training mode subtracts its batch mean, which
+    removes any per-map constant. The true gradient of ``beta_f`` is therefore zero, but its
+    computed gradient is floating-point noise (about 1e-9) that Adam divides by its own
+    root mean square, turning noise into learning-rate-sized steps whose direction depends on
+    the order of the sums (threads, device). Frozen (no gradient, no optimiser state) it stays
+    at its initial zero: exact, and training no longer depends on that noise. The parameter
+    stays in the state dict, so checkpoints keep their layout.
+    """
+    bn = getattr(model, "b1_bn1", None)
+    if isinstance(bn, nn.BatchNorm2d) and bn.bias is not None:
+        bn.bias.requires_grad_(False)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -292,6 +313,7 @@ def build_model(
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         apply_max_norm(model)
+    freeze_redundant_shift(model)
     logger.debug(
         "built %s: %d channels x %d samples -> %d classes, %d parameters",
         config.variant, n_channels, n_times, n_classes, count_parameters(model),

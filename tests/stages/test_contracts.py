@@ -103,13 +103,47 @@ def test_stale_fold_files_are_ignored_reported_and_removed_by_overwrite(study, c
     assert rc == 0
     assert any("not listed in its manifest" in r.getMessage() for r in caplog.records)
     assert "folds/rep00_sub-S09.pt" not in Manifest.read(out / "training").products
+    digests = _checkpoint_digests(out)
     rc, _, _ = _run(capsys, "train", cfg, "--overwrite")
     assert rc == 0 and not (folds / "rep00_sub-S09.pt").exists()
-    # explain now sees retrained models: its results are stale until it is re-run
+    # retraining reproduces every model bit for bit, and so every checkpoint's bytes
+    assert _checkpoint_digests(out) == digests
+    # the train results were rewritten (new timings): explain checks them again ...
     rc, _, err = _run(capsys, "report", cfg)
     assert rc == 2 and "have changed or gone since" in err
+    # ... and reuses every explanation, since each explains the very same model
     rc, stdout, _ = _run(capsys, "explain", cfg)
-    assert rc == 0 and "explained 3 fold(s)" in stdout
+    assert rc == 0 and "explained 0 fold(s), 3 already done" in stdout
+
+
+def _checkpoint_digests(out):
+    from eegcrp.io import sha256_file
+
+    return {p.name: sha256_file(p) for p in sorted((out / "training" / "folds").glob("*.pt"))
+            if "S09" not in p.name}  # the stale copy
+
+
+def test_a_changed_model_recomputes_exactly_its_explanation(study, capsys):
+    import torch
+
+    from eegcrp.io import save_checkpoint
+
+    config, cfg = study
+    folds = config.output_dir / "training" / "folds"
+    pt = folds / "rep00_sub-S02.pt"
+    ckpt = torch.load(pt, weights_only=True)
+    state = ckpt.pop("state_dict")
+    state["classifier.weight"] = state["classifier.weight"] * 0.5
+    ckpt.pop("format")
+    record = json.loads(pt.with_suffix(".json").read_text())
+    record["checkpoint_sha256"] = save_checkpoint(pt, state, ckpt)  # as a retrain would
+    pt.with_suffix(".json").write_text(json.dumps(record))
+    rc, _, _ = _run(capsys, "train", cfg)
+    assert rc == 0
+    assert Manifest.read(config.output_dir / "training").extra["folds"]["rep00_sub-S02"][
+        "checkpoint_sha256"] == record["checkpoint_sha256"]
+    rc, stdout, _ = _run(capsys, "explain", cfg)
+    assert rc == 0 and "explained 1 fold(s), 2 already done" in stdout
 
 
 def test_corrupt_checkpoint_is_refused_downstream_and_retrained(study, capsys):
@@ -123,8 +157,9 @@ def test_corrupt_checkpoint_is_refused_downstream_and_retrained(study, capsys):
     assert rc == 0
     record = json.loads(pt.with_suffix(".json").read_text())
     assert record["threads"] == 1 and record["device"] == "cpu"
+    # the retrained model is the same model: its explanation stays valid
     rc, stdout, _ = _run(capsys, "explain", cfg)
-    assert rc == 0 and "explained 1 fold(s), 2 already done" in stdout
+    assert rc == 0 and "explained 0 fold(s), 3 already done" in stdout
 
 
 def test_corrupt_explain_fold_is_recomputed(study, capsys):
@@ -193,3 +228,16 @@ def test_cli_commands_come_from_the_registry(capsys):
     import eegcrp
 
     assert capsys.readouterr().out.strip() == f"eegcrp {eegcrp.__version__}"
+
+
+def test_same_config_gives_the_same_checkpoint_bytes_serial_or_parallel(tiny_study, tmp_path):
+    """Checkpoints hold results only: no timings, no parallel settings, canonical positions
+    (the tiny study computed its first subject fresh; this run reads it from the cache)."""
+    from tests.conftest import run_stages
+
+    other = tiny_study.model_copy(update={
+        "output_dir": tmp_path / "parallel", "cache_dir": tiny_study.resolved_cache_dir(),
+        "training": tiny_study.training.model_copy(update={"n_jobs": 2}),
+    })
+    run_stages(other, "prepare", "train")
+    assert _checkpoint_digests(other.output_dir) == _checkpoint_digests(tiny_study.output_dir)

@@ -9,7 +9,8 @@ killed run resumes; a fold file is reused only when its attributes name the curr
 identity and the checkpoint it explains, and it opens as HDF5.
 
 The manifest's ``extra`` holds the fold records (repetition, held-out subject, file, counts,
-conservation, threads, device), the channel names with positions and the ground truth of
+conservation, and the threads, device and wall time it ran with, which the fold files do not
+hold: same inputs give the same bytes), the channel names with positions and the ground truth of
 simulated data, so that later stages never reload the dataset to draw or score anything.
 """
 
@@ -62,8 +63,9 @@ def _fold_file_ok(path: Path, identity: str, checkpoint_sha: str) -> bool:
         attrs = read_fold_attrs(path)
     except Exception:  # an unreadable or truncated HDF5 file
         return False
+    # conservation is written with the last attributes: a file without it is incomplete
     return (attrs.get("identity") == identity and attrs.get("checkpoint_sha256") == checkpoint_sha
-            and "wall_time_s" in attrs)
+            and "conservation_lower" in attrs)
 
 
 def _fold_data(x: np.ndarray, y: np.ndarray, subjects: np.ndarray, trial: np.ndarray,
@@ -166,8 +168,11 @@ def _run(ctx: StageContext) -> dict[str, Any]:
             from ..store import read_fold_attrs
 
             attrs = read_fold_attrs(path)
+            # where it ran is not in the file: keep what the last manifest recorded
+            ran = (ctx.previous.extra.get("folds", {}).get(fold["name"], {})
+                   if ctx.previous is not None else {})
             records[fold["name"]] = {"name": fold["name"],
-                                     **{k: attrs.get(k) for k in FOLD_RECORD_KEYS}}
+                                     **{k: attrs.get(k, ran.get(k)) for k in FOLD_RECORD_KEYS}}
             ctx.manifest.add_product(ctx.folder, f"folds/{path.name}")
         else:
             pending.append(fold)

@@ -40,7 +40,9 @@ def channel_table(info: mne.Info) -> dict[str, Any]:
     names, positions, bipolar = [], [], []
     for ch in info["chs"]:
         names.append(ch["ch_name"])
-        loc = np.asarray(ch["loc"][:3], np.float64)
+        # FIF stores positions as float32: rounding to float32 here gives the same numbers
+        # whether the first subject was just computed or read back from the cache
+        loc = np.asarray(ch["loc"][:3], np.float32).astype(np.float64)
         positions.append(loc.tolist() if np.all(np.isfinite(loc)) and np.any(loc != 0) else None)
         bipolar.append(int(ch.get("coil_type", 0)) == _BIPOLAR)
     return {"names": names, "positions": positions, "bipolar": bool(any(bipolar)),

@@ -189,9 +189,12 @@ class RelevanceRun:
         heatmaps off their filter's relevance by more than ``conservation_tolerance``."""
         keys = ("conservation_upper", "conservation_lower", "layer_over_logit",
                 "input_over_layer", "n_flagged", "conservation_tolerance", "zero_bias",
-                "composite", "init", "n_samples", "n_pairs", "wall_time_s", "threads",
-                "device")
-        return pd.DataFrame([{"fold": f.name, **{k: f.attrs.get(k) for k in keys}}
+                "composite", "init", "n_samples", "n_pairs")
+        # where and how long a fold ran is no result: the manifest has it, the file does not
+        runs = self.extra.get("folds", {})
+        ran = ("wall_time_s", "threads", "device")
+        return pd.DataFrame([{"fold": f.name, **{k: f.attrs.get(k) for k in keys},
+                              **{k: runs.get(f.name, {}).get(k) for k in ran}}
                              for f in self.folds])
 
 

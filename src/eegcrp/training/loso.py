@@ -11,8 +11,10 @@ subjects and tests it on ``s`` (:mod:`eegcrp.training.loop` trains one model):
 * **Validation** (``validation_subjects`` > 0) uses whole *training* subjects, chosen by the
   fold's seed. The test subject is used only once, after the fold's model is final.
 * **Determinism.** The same config and seed give the same weights and scores on the same
-  machine. The torch thread count and the device change the order of floating-point sums
-  and so the numbers at about 1e-6; each fold records both.
+  machine, and the same checkpoint bytes: a checkpoint holds the weights and what decides
+  them, never timings, threads or the device (those are in the fold's ``.json`` and
+  ``metrics.csv``). The torch thread count and the device change the order of
+  floating-point sums and so the numbers (BENCHMARKS.md); each fold records both.
 * ``protocol: thesis`` reproduces the thesis' loop (no validation, fixed epochs, unshuffled,
   unweighted loss, ddof=1 z-score) with torch seed ``r * n_subjects + k`` for the k-th subject.
 
@@ -46,6 +48,7 @@ import pandas as pd
 import torch
 
 from eegcrp.config import ModelConfig, TrainingConfig
+from eegcrp.config.stages import ParallelSection
 from eegcrp.errors import TrainingError
 from eegcrp.io import (
     nan_to_none,
@@ -65,7 +68,8 @@ from .selection import _inner_loop
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FOLD_FORMAT", "FoldSpec", "LOSOTrainer", "fold_seeds", "loso_splits"]
+__all__ = ["FOLD_FORMAT", "FoldSpec", "LOSOTrainer", "fold_seeds", "loso_splits",
+           "training_settings"]
 
 #: Version of the fold JSON layout.
 FOLD_FORMAT = 2
@@ -73,6 +77,17 @@ FOLD_FORMAT = 2
 # torch's global RNG is per process: folds sharing a process (threads of a dask worker) run
 # one at a time so that each fold's seeds alone decide its result.
 _FOLD_LOCK = threading.Lock()
+
+
+def training_settings(config: TrainingConfig) -> dict[str, Any]:
+    """The training settings that decide a fold's model (what a checkpoint records).
+
+    Where and how folds run (``n_jobs``, ``backend``, ``dask_address``, ``threads``,
+    ``device``) and how many repetitions the study has do not change a fold's result and are
+    left out, so that the same fold gives the same checkpoint bytes however it was run.
+    """
+    skip = {*ParallelSection.model_fields, "repetitions"}
+    return {k: v for k, v in config.model_dump(mode="json").items() if k not in skip}
 
 
 # --------------------------------------------------------------------------- splits and seeds
@@ -397,7 +412,7 @@ class LOSOTrainer:
             "alignment": {"method": tc.alignment,
                           "maps": {s: torch.as_tensor(m) for s, m in maps.items()}},
             "model_config": mc.model_dump(mode="json"),
-            "training_config": tc.model_dump(mode="json"),
+            "training_config": training_settings(tc),
             "versions": versions(),
             **(extra_meta or {}),
         }
@@ -469,11 +484,11 @@ def _save_fold(folds_dir: Path, result: dict[str, Any], meta: dict[str, Any]) ->
         "epochs_trained": history["epochs_trained"],
         "best_epoch": history["best_epoch"],
         "stopped_early": history["stopped_early"],
-        "wall_time_s": round(result["wall_time_s"], 3),
-        "device": result["device"],
-        "threads": result["threads"],
-        "torch": result["torch"],
     }
+    # where and how long it ran stays out of the checkpoint: the same fold trained again
+    # gives the same bytes (and hash), so explanations of it stay valid
+    ran = {"wall_time_s": round(result["wall_time_s"], 3), "device": result["device"],
+           "threads": result["threads"], "torch": result["torch"]}
     digest = save_checkpoint(folds_dir / f"{spec.name}.pt", result["state_dict"],
                              {**meta, **fold_info, "scores": nan_to_none(scores)})
     record = {
@@ -481,6 +496,7 @@ def _save_fold(folds_dir: Path, result: dict[str, Any], meta: dict[str, Any]) ->
         "identity": meta["identity"],
         "name": spec.name,
         **fold_info,
+        **ran,
         **scores,
         "confusion_matrix": confusion,
         "classes": meta["classes"],
