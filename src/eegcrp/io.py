@@ -3,7 +3,8 @@
 Every file eegcrp writes goes to a temporary name in the target folder and is renamed
 onto its final name only when complete (``os.replace`` is atomic on POSIX and Windows), so
 a killed run never leaves a half-written file where a reader would take it for a result.
-Temporary names start with ``.tmp-`` and are removed by the stage that owns the folder.
+Temporary names start with ``.tmp-`` and are removed, in its whole folder tree, by the next
+run of the stage that owns the folder (:func:`remove_temporary`).
 """
 
 from __future__ import annotations
@@ -116,15 +117,35 @@ def sha256_file(path: str | Path, length: int = 64, chunk: int = 1 << 20) -> str
 
 
 def remove_temporary(folder: str | Path) -> int:
-    """Delete the temporary files a killed writer left in ``folder``; returns how many."""
+    """Delete the temporary files a killed writer left anywhere in ``folder``'s tree.
+
+    Sub-folders count too (``training/folds/``, ``explain/folds/``): a killed run leaves
+    its temporaries wherever its workers were writing. Call it only where no other writer
+    uses the tree, i.e. when a stage starts, before its workers do (a run's own workers
+    write into the tree afterwards; workers of a killed run end with it, see
+    :mod:`eegcrp.parallel`). A folder shared by concurrent runs, such as the preprocessing
+    cache, removes only old temporaries instead.
+
+    Parameters
+    ----------
+    folder : str | Path
+        The stage's folder (a missing folder is fine).
+
+    Returns
+    -------
+    int
+        How many files were removed.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     removed = 0
-    for item in folder.glob(f"{TMP_PREFIX}*"):
+    for item in folder.rglob(f"{TMP_PREFIX}*"):
+        # a file only: a directory named like a temporary is nothing atomic_path wrote
         with contextlib.suppress(OSError):
-            item.unlink()
-            removed += 1
+            if item.is_file() or item.is_symlink():
+                item.unlink()
+                removed += 1
     return removed
 
 

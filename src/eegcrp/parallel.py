@@ -13,17 +13,28 @@ run about 14x slower (BENCHMARKS.md), so that case is logged as a warning.
 
 CUDA. Several processes sharing one GPU gain nothing here and multiply its memory, so with
 ``device`` resolving to CUDA the local backends run tasks one after the other.
+
+Lifetime. Local workers (loky, a local Dask cluster, Ray) die with the main process: each
+task runs through :class:`_Tied`, which starts a watchdog thread in the worker that ends
+the worker (``os._exit``) within :data:`WATCH_INTERVAL` seconds once the main process is
+gone, so a killed run leaves nothing computing or writing results behind it. Workers of a
+remote Dask scheduler (``dask_address``) are shared and long-lived and are left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import socket
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from .errors import EEGCRPError
 
@@ -141,6 +152,8 @@ def parallel_map(
         return
     import joblib
 
+    if p.workers > 0:  # local workers: they must not outlive this process
+        func = _Tied(func, _ProcessId.current())
     calls = (joblib.delayed(func)(*task, p.threads) for task in tasks)
     ret = "generator_unordered"
     if p.backend == "loky":
@@ -168,6 +181,140 @@ def parallel_map(
         register_ray()
         with joblib.parallel_config(backend="ray"):
             yield from joblib.Parallel(n_jobs=p.workers, return_as=ret)(calls)
+
+
+# --------------------------------------------------------------------------- worker lifetime
+#: Seconds between two checks of a worker's watchdog that the main process still lives.
+WATCH_INTERVAL = 0.1
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of ``/proc/<pid>/stat`` (state first), None if absent or unreadable."""
+    text = _read(f"/proc/{pid}/stat")
+    if text is None:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: split after the last ")"
+    return text[text.rfind(")") + 2:].split()
+
+
+@dataclass(frozen=True)
+class _ProcessId:
+    """A process, identified beyond its pid (pids are reused) and its machine.
+
+    Attributes
+    ----------
+    pid : int
+    start : str | None
+        Start time in clock ticks since boot (``/proc/<pid>/stat`` field 22); None
+        without ``/proc``.
+    host : str
+        Host name, boot id and pid namespace: a pid means this process only where all
+        three match (not on another machine or in another container).
+    """
+
+    pid: int
+    start: str | None
+    host: str
+
+    @classmethod
+    def current(cls) -> _ProcessId:
+        """This process."""
+        pid = os.getpid()
+        fields = _stat_fields(pid)
+        return cls(pid, fields[19] if fields else None, _host())
+
+    def alive(self) -> bool:
+        """Whether the process still runs (a zombie, or its pid reused, counts as gone)."""
+        fields = _stat_fields(self.pid)
+        if fields is not None:
+            return fields[0] not in ("Z", "X") and fields[19] == self.start
+        if self.start is not None:  # it had a /proc entry: now gone
+            return False
+        try:  # no /proc (macOS): a signal 0 probe; a zombie is caught by the ppid check
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # exists, another user's (pid reused)
+            return False
+        return True
+
+
+@functools.lru_cache(maxsize=1)
+def _host() -> str:
+    """Host name, boot id and pid namespace of this process (see :class:`_ProcessId`)."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        namespace = ""
+    return "|".join([socket.gethostname(), _read("/proc/sys/kernel/random/boot_id") or "",
+                     namespace])
+
+
+#: (main process, this process) pairs with a running watchdog (the pid: a forked child
+#: inherits this set but not the thread)
+_watched: set[tuple[_ProcessId, int]] = set()
+_watch_lock = threading.Lock()
+
+
+def _watch(main: _ProcessId) -> None:
+    """Start (once per process and main process) a daemon thread that ends this process
+    as soon as ``main`` is gone."""
+    if main.pid == os.getpid() or main.host != _host():
+        return  # in the main process itself, or on another machine: nothing to tie
+    with _watch_lock:
+        if (main, os.getpid()) in _watched:
+            return
+        _watched.add((main, os.getpid()))
+    # Polling rather than prctl(PR_SET_PDEATHSIG): that signal follows the *thread* that
+    # forked the worker (for loky sometimes its management thread, whose exit would kill
+    # healthy workers), only covers the direct parent (a Dask worker's parent is its
+    # nanny, the main process is its grandparent) and is Linux-only. A Python thread needs
+    # the GIL, so a task inside one long C call holding it is ended when that call returns;
+    # torch and numpy release the GIL in their heavy operations. (A local Dask cluster
+    # also ends its nannies and workers through a pipe from the main process; this is the
+    # same guarantee for loky and Ray.)
+    child = os.getppid() == main.pid
+    threading.Thread(target=_watchdog, args=(main, child), name="eegcrp-watchdog",
+                     daemon=True).start()
+
+
+def _watchdog(main: _ProcessId, child: bool) -> None:
+    """Poll ``main`` every :data:`WATCH_INTERVAL` s; ``os._exit`` once it is gone."""
+    while True:
+        # a direct child is re-parented at once when its parent dies: also on macOS, where
+        # the signal-0 probe cannot tell a zombie from a live process
+        if (child and os.getppid() != main.pid) or not main.alive():
+            # no cleanup, no further write: the run these results were for has ended
+            os._exit(1)
+        time.sleep(WATCH_INTERVAL)
+
+
+class _Tied(Generic[T]):
+    """``func`` run in a worker that ends when the main process ``main`` ends (picklable).
+
+    Parameters
+    ----------
+    func : callable
+        The task function (picklable).
+    main : _ProcessId
+        The process that submits the tasks.
+    """
+
+    def __init__(self, func: Callable[..., T], main: _ProcessId) -> None:
+        self.func = func
+        self.main = main
+        self.__name__ = getattr(func, "__name__", type(func).__name__)  # for joblib's logs
+
+    def __call__(self, *args: Any) -> T:
+        _watch(self.main)
+        return self.func(*args)
 
 
 @contextlib.contextmanager
