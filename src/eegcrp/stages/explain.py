@@ -213,6 +213,13 @@ def _load(ctx: StageContext) -> dict[str, Any]:
     return {"computed": [], "folds": list(ctx.manifest.extra.get("order", []))}
 
 
+def _check(config: Any, inputs: dict[str, Any]) -> None:
+    """An absent device refuses the stage before any result is touched."""
+    from ..training import resolve_device
+
+    resolve_device(config.explain.device, key="explain.device")
+
+
 def _report(report: Any, ctx: Any) -> None:
     from ..report.relevance_section import add_relevance_section
 
@@ -237,4 +244,5 @@ STAGE = register(Stage(
     format=2,
     describe=_describe,
     load=_load,
+    check=_check,
 ))

@@ -4,15 +4,25 @@ built from it.
 A :class:`Stage` names its config sections, the stages it reads, its output folder, its run
 function and its report section. :func:`run_stage` does what every stage shares: check the
 upstream manifests, refuse (or, with ``overwrite``, replace) own results of another
-configuration, write ``config.yaml`` once the checks passed, run, and finish the manifest.
-Adding a stage is one module with a run function plus one :func:`register` call.
+configuration, run the stage's own checks, write ``config.yaml`` once the checks passed, run,
+and finish the manifest. Adding a stage is one module with a run function plus one
+:func:`register` call.
+
+Nothing lost. A command that is refused changes nothing: the checks (upstream manifests,
+own results of another configuration, the stage's :attr:`Stage.check`) run before anything
+is written or removed; ``overwrite`` moves the old results aside and deletes them only once
+the stage finished, and puts them back when it fails or is interrupted; a run that fails
+before it produced anything removes the manifest it started and restores ``config.yaml``.
+A manifest that is incomplete and lists no product is no result: it never blocks another
+configuration, and an automatic stage (``prepare``) left that way is simply run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +32,14 @@ import yaml
 from ..config import StudyConfig, config_hash
 from ..config.stages import ParallelSection
 from ..errors import StageError
-from ..io import package_version, remove_temporary, write_text_atomic
-from .manifest import Manifest, mismatch_error, stale_files
+from ..io import (
+    TMP_PREFIX,
+    package_version,
+    remove_temporary,
+    write_bytes_atomic,
+    write_text_atomic,
+)
+from .manifest import MANIFEST_NAME, Manifest, mismatch_error, stale_files
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +95,11 @@ class Stage:
         ``f(ctx) -> result`` from the stage's finished products, or None when they do not
         cover what this config asks for: a stage that has one is skipped when it is up to
         date (same identity, same inputs, intact products, ``load`` not None).
+    check : callable | None
+        ``f(config, inputs)`` raising an :class:`~eegcrp.errors.EEGCRPError` for whatever
+        would make the stage fail that can be known before it runs (an absent device, a
+        split that leaves no training subject, windows too short for the model). It runs
+        after the upstream checks and before anything is written or removed.
     """
 
     name: str
@@ -95,6 +116,7 @@ class Stage:
     extra_identity: Callable[[StudyConfig], dict[str, Any]] | None = None
     describe: Callable[[Any, StudyConfig], str] | None = None
     load: Callable[[StageContext], Any] | None = None
+    check: Callable[[StudyConfig, dict[str, Manifest]], None] | None = None
 
 
 #: Registered stages in pipeline order.
@@ -229,7 +251,12 @@ def _upstream(name: str, config: StudyConfig, progress: bool, replace_other: boo
     A missing stage that is not automatic is an error before anything runs.
     """
     stage = STAGES[name]
-    missing = [u for u in stage.requires if Manifest.read(stage_folder(config, u)) is None]
+    absent = [u for u in stage.requires if Manifest.read(stage_folder(config, u)) is None]
+    if absent and not stage.runs_missing:
+        missing = absent
+    else:  # an automatic stage that did not finish (killed) is resumed like a missing one
+        missing = [u for u in stage.requires if u in absent or (
+            STAGES[u].auto and not Manifest.read(stage_folder(config, u)).complete)]
     if missing and not stage.runs_missing:
         raise StageError(
             f"nothing has been run in {config.output_dir} (no {missing[0]} results); run "
@@ -268,7 +295,8 @@ def run_stage(name: str, config: StudyConfig, *, progress: bool = True,
     folder = stage_folder(config, name)
     identity = expected_identity(name, config)
     sections = stage_sections(stage, config)
-    old = Manifest.read(folder)
+    _recover_replaced(folder)
+    old = _own_results(folder)
     previous = old if old is not None and old.identity == identity else None
     if old is not None and previous is None:
         overwrite = overwrite or replace_other
@@ -278,9 +306,11 @@ def run_stage(name: str, config: StudyConfig, *, progress: bool = True,
                 f"Pass --overwrite to replace them, or choose another --out (the config of "
                 f"the results there is {Path(config.output_dir) / 'config.yaml'}).",
             )
+    if stage.check is not None:
+        stage.check(config, inputs)  # may refuse: nothing has been written or removed yet
+    if old is not None and previous is None:
         logger.warning("replacing the %s results of another configuration in %s", name, folder)
-    if overwrite and folder.is_dir():  # replace every own result, stale files included
-        shutil.rmtree(folder)
+    if overwrite:  # every own result is replaced, stale files included
         previous = None
     recorded = {k: {"identity": m.identity, "digest": m.digest} for k, m in inputs.items()}
     if (not overwrite and previous is not None and previous.complete
@@ -293,18 +323,88 @@ def run_stage(name: str, config: StudyConfig, *, progress: bool = True,
             save_config(config)
             _warn_stale(folder, previous)
             return result
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_temporary(folder)
-    save_config(config)  # only now: every check passed
-    manifest = Manifest(stage=name, identity=identity, config=sections, inputs=recorded)
-    manifest.start(eegcrp=package_version())
-    ctx = StageContext(config, folder, manifest, inputs, progress, overwrite, previous)
-    ctx.save()
-    result = stage.run(ctx)
-    manifest.finish()
-    ctx.save()
+    with _transaction(config, folder, replace=overwrite and folder.is_dir()):
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_temporary(folder)
+        save_config(config)  # only now: every check passed
+        manifest = Manifest(stage=name, identity=identity, config=sections, inputs=recorded)
+        manifest.start(eegcrp=package_version())
+        ctx = StageContext(config, folder, manifest, inputs, progress, overwrite, previous)
+        ctx.save()
+        result = stage.run(ctx)
+        manifest.finish()
+        ctx.save()
     _warn_stale(folder, manifest)
     return result
+
+
+def _own_results(folder: Path) -> Manifest | None:
+    """The stage's manifest in ``folder``, or None when there are no results.
+
+    A manifest that is incomplete and lists no product is left by a run that failed or was
+    killed before it produced anything: it is no result and is removed.
+    """
+    manifest = Manifest.read(folder)
+    if manifest is not None and not manifest.complete and not manifest.products:
+        logger.info("%s holds an unfinished run without results; starting afresh", folder)
+        (folder / MANIFEST_NAME).unlink(missing_ok=True)
+        return None
+    return manifest
+
+
+def _replaced(folder: Path) -> Path:
+    """Where ``--overwrite`` keeps a stage's old results until the new ones are complete."""
+    return folder.with_name(f"{TMP_PREFIX}{folder.name}-replaced")
+
+
+def _recover_replaced(folder: Path) -> None:
+    """Finish what a killed ``--overwrite`` left: its checks had passed, so the old results
+    go, unless the new run never got as far as creating its folder."""
+    aside = _replaced(folder)
+    if not aside.is_dir():
+        return
+    if folder.is_dir():
+        logger.warning("removing the results %s that a killed --overwrite run replaced", aside)
+        shutil.rmtree(aside)
+    else:
+        aside.rename(folder)
+
+
+@contextlib.contextmanager
+def _transaction(config: StudyConfig, folder: Path, *, replace: bool) -> Iterator[None]:
+    """Run a stage so that failing or being interrupted loses nothing.
+
+    With ``replace`` the old results are moved aside and deleted only after success; on
+    any exception (refusal, error, Ctrl-C) they are put back. Without it, a run that
+    recorded no product puts back the manifest that was there before (or none). In both
+    cases ``config.yaml`` returns to what it was when nothing of the new run remains.
+    """
+    cfg, own = Path(config.output_dir) / "config.yaml", folder / MANIFEST_NAME
+    saved = {path: path.read_bytes() if path.is_file() else None for path in (cfg, own)}
+    aside = _replaced(folder)
+    if replace:
+        folder.rename(aside)
+    try:
+        yield
+    except BaseException:
+        if replace:
+            shutil.rmtree(folder, ignore_errors=True)
+            aside.rename(folder)
+            restore = [cfg]
+        else:
+            current = Manifest.read(folder)
+            produced = current is not None and (current.complete or current.products)
+            restore = [] if produced else [cfg, own]
+        for path in restore:
+            if saved[path] is not None:
+                write_bytes_atomic(path, saved[path])
+            else:
+                path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only when this run created it and left it empty
+        raise
+    if replace:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _warn_stale(folder: Path, manifest: Manifest) -> None:

@@ -77,6 +77,19 @@ def _load(ctx: StageContext) -> pd.DataFrame | None:
     return pd.read_csv(ctx.folder / "metrics.csv", dtype={"test_subject": str})
 
 
+def _check(config: Any, inputs: dict[str, Any]) -> None:
+    """What would refuse training, known before it starts: the device, the folds' subject
+    splits and whether the prepared windows fit the model."""
+    from ..training import LOSOTrainer, check_model_input, resolve_device
+
+    resolve_device(config.training.device)
+    desc = inputs["prepare"].extra["dataset"]
+    LOSOTrainer(config.model, config.training).fold_specs(desc["subjects"])
+    check_model_input(config.model, n_channels=len(inputs["prepare"].extra["channels"]["names"]),
+                      n_times=int(desc["n_times"]), n_classes=len(desc["classes"]),
+                      sfreq=float(desc["sfreq"]))
+
+
 def _report(report: Any, ctx: Any) -> None:
     from ..report.training_section import add_training_section
 
@@ -102,4 +115,5 @@ STAGE = register(Stage(
     format=2,
     describe=_describe,
     load=_load,
+    check=_check,
 ))

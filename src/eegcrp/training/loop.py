@@ -28,11 +28,12 @@ from torch import nn
 
 from eegcrp.config import TrainingConfig
 from eegcrp.errors import TrainingError
-from eegcrp.models import apply_max_norm
+from eegcrp.models import apply_max_norm, build_model
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["normalize_windows", "resolve_device", "retain_freed_memory", "train_model"]
+__all__ = ["check_model_input", "normalize_windows", "resolve_device", "retain_freed_memory",
+           "train_model"]
 
 
 def normalize_windows(x: np.ndarray, ddof: int = 0, chunk: int = 4096) -> np.ndarray:
@@ -130,6 +131,17 @@ def resolve_device(device: str = "auto", key: str = "training.device") -> torch.
             f"({torch.cuda.device_count()} found); set {key} to 'auto' or 'cpu'"
         )
     return resolved
+
+
+def check_model_input(config: Any, n_channels: int, n_times: int, n_classes: int,
+                      sfreq: float) -> None:
+    """Raise a :class:`TrainingError` naming the setting to change when the model cannot be
+    built for these inputs (e.g. windows too short for EEGNet's pools)."""
+    try:
+        build_model(config, n_channels, n_times, n_classes, sfreq)
+    except ValueError as exc:
+        raise TrainingError(f"{exc}: set preprocessing.window (or the model's kernel "
+                            "lengths) so that the windows fit the model") from None
 
 
 def _class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:

@@ -63,7 +63,7 @@ from eegcrp.parallel import dask_worker_threads, parallel_map
 from eegcrp.stats import METRICS, fold_metrics
 
 from .alignment import apply_maps, subject_maps
-from .loop import _evaluate, normalize_windows, resolve_device, train_model
+from .loop import _evaluate, check_model_input, normalize_windows, resolve_device, train_model
 from .selection import _inner_loop
 
 logger = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ class LOSOTrainer:
         y = y.astype(np.int64)
         shape = {"n_channels": x.shape[1], "n_times": x.shape[2], "n_classes": len(classes),
                  "sfreq": float(dataset.sfreq)}
-        build_model(mc, **shape)  # fail early on windows too short for the model
+        check_model_input(mc, **shape)  # fail early on windows too short for the model
         resolve_device(tc.device)  # fail early on an absent CUDA device
 
         out_dir = Path(out_dir)
