@@ -82,3 +82,45 @@ def test_run_all_stages_on_tiny_simulated_study(tmp_path, capsys) -> None:
     # explain without training is a clear error
     rc = main(["explain", str(config), "--out", str(tmp_path / "empty"), "-q"])
     assert rc == 2 and "run `eegcrp train CONFIG`" in capsys.readouterr().err
+
+
+def _tiny_yaml(tmp_path, **update):
+    from tests.conftest import tiny_config
+
+    config = tiny_config(tmp_path / "run").model_copy(update=update)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    return str(path)
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("file", "is a file; choose a folder path"),
+    ("below_file", "lies below the file"),
+    ("cache_file", "cache_dir"),
+    ("unwritable", "cannot use"),
+])
+def test_unusable_output_paths_exit_2_without_traceback(tmp_path, capsys, where, message):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    out = {"file": blocker, "below_file": blocker / "run", "cache_file": tmp_path / "run",
+           # sysfs refuses new folders even to root (EPERM): an unwritable place for anyone
+           "unwritable": "/sys/eegcrp-test-run"}[where]
+    update = {"cache_dir": blocker} if where == "cache_file" else {}
+    if where == "unwritable" and not __import__("os").path.isdir("/sys/kernel"):
+        pytest.skip("no sysfs here")
+    rc = main(["prepare", _tiny_yaml(tmp_path, **update), "--out", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_folder_given_as_config_says_so(tmp_path, capsys) -> None:
+    assert main(["prepare", str(tmp_path)]) == 2
+    assert "is a folder, not a config file" in capsys.readouterr().err
+
+
+def test_windows_too_short_for_the_model_exit_2(tmp_path, capsys) -> None:
+    rc = main(["train", _tiny_yaml(tmp_path), "-q", "--set", "preprocessing.window=0.01"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "too short for EEGNet" in err and "preprocessing.window" in err
+    assert not (tmp_path / "run").exists()  # refused before prepare ran for it

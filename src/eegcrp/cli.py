@@ -5,14 +5,16 @@
 simulated study. Every command takes ``--out DIR`` (replaces the config's ``output_dir``)
 and repeatable ``--set KEY=VALUE`` overrides with dotted keys, so a study is one YAML file
 and a quick variant (``--set training.repetitions=1``) needs no copy of it. Errors caused
-by the input (config, data, stage results) exit with status 2 and a message that names the
-fix; ``--verbose`` adds the traceback.
+by the input (config, data, stage results, output and cache paths the operating system
+refuses) exit with status 2 and a message that names the fix; ``--verbose`` adds the
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from .config import StudyConfig, load_config
-from .errors import EEGCRPError
+from .errors import ConfigError, EEGCRPError
 from .io import package_version
 
 logger = logging.getLogger("eegcrp")
@@ -90,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = demo_config(args.overrides, args.out)
         else:
             config = load_config(args.config, args.overrides, output_dir=args.out)
+        _check_folders(config)
         return _dispatch(args.command, config, progress=not args.quiet,
                          overwrite=args.overwrite)
     except EEGCRPError as exc:
@@ -97,10 +100,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             logger.exception("failed")
         print(f"eegcrp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a path the user chose cannot be used (permissions, disk, ...)
+        if args.verbose:
+            logger.exception("failed")
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"eegcrp {args.command}: error: cannot use{where}: {exc.strerror or exc}; "
+              "choose writable folders for --out / output_dir and cache_dir (and check the "
+              "free disk space), then run the same command again", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"eegcrp {args.command}: interrupted; re-run the same command to resume",
               file=sys.stderr)
         return 130
+
+
+def _check_folders(config: StudyConfig) -> None:
+    """Refuse output and cache paths that cannot be folders we write to, creating nothing.
+
+    Raises
+    ------
+    ConfigError
+        When the path or one of its parents is a file, or the nearest existing folder is
+        not writable.
+    """
+    for key, path in (("output_dir (--out)", Path(config.output_dir)),
+                      ("cache_dir", Path(config.resolved_cache_dir()))):
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            what = "is a file" if existing == path else f"lies below the file {existing}"
+            raise ConfigError(f"{key} {path} {what}; choose a folder path")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{key} {path}: the folder {existing} is not writable; choose "
+                              "a folder you can write to")
 
 
 def _dispatch(command: str, config: StudyConfig, *, progress: bool, overwrite: bool) -> int:

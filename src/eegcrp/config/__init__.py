@@ -237,6 +237,11 @@ def load_config(
     else:
         path = Path(source)
         label = str(path)
+        if path.is_dir():
+            raise ConfigError(
+                f"{path} is a folder, not a config file; pass a YAML file such as "
+                "configs/bciciv2b.yaml (a run folder's config is <run folder>/config.yaml)"
+            )
         if not path.is_file():
             raise ConfigError(
                 f"config file {path} does not exist; pass a YAML file such as "
@@ -246,6 +251,9 @@ def load_config(
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} cannot be read ({exc}); pass a readable "
+                              "YAML file") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path} must hold a mapping of sections, not {type(raw).__name__}")
     raw = apply_overrides(raw, overrides)

@@ -98,8 +98,10 @@ class Stage:
     check : callable | None
         ``f(config, inputs)`` raising an :class:`~eegcrp.errors.EEGCRPError` for whatever
         would make the stage fail that can be known before it runs (an absent device, a
-        split that leaves no training subject, windows too short for the model). It runs
-        after the upstream checks and before anything is written or removed.
+        split that leaves no training subject, windows too short for the model). Called
+        twice, before anything is written or removed: with ``inputs={}`` before upstream
+        stages run automatically (checks of the config alone), then with the verified
+        upstream manifests.
     """
 
     name: str
@@ -291,6 +293,8 @@ def run_stage(name: str, config: StudyConfig, *, progress: bool = True,
     Returns whatever the stage's run function returns.
     """
     stage = STAGES[name]
+    if stage.check is not None:
+        stage.check(config, {})  # what the config alone refuses, before prepare runs for it
     inputs = _upstream(name, config, progress, replace_other)
     folder = stage_folder(config, name)
     identity = expected_identity(name, config)

@@ -78,16 +78,21 @@ def _load(ctx: StageContext) -> pd.DataFrame | None:
 
 
 def _check(config: Any, inputs: dict[str, Any]) -> None:
-    """What would refuse training, known before it starts: the device, the folds' subject
-    splits and whether the prepared windows fit the model."""
+    """What would refuse training, known before it starts: the device, whether the windows
+    fit the model and (once ``prepare`` is there) the folds' subject splits."""
     from ..training import LOSOTrainer, check_model_input, resolve_device
 
     resolve_device(config.training.device)
-    desc = inputs["prepare"].extra["dataset"]
-    LOSOTrainer(config.model, config.training).fold_specs(desc["subjects"])
-    check_model_input(config.model, n_channels=len(inputs["prepare"].extra["channels"]["names"]),
-                      n_times=int(desc["n_times"]), n_classes=len(desc["classes"]),
-                      sfreq=float(desc["sfreq"]))
+    pp = config.preprocessing
+    shape = {"n_channels": 1, "n_times": round(pp.window * pp.sfreq), "n_classes": 2,
+             "sfreq": float(pp.sfreq)}
+    if "prepare" in inputs:
+        desc = inputs["prepare"].extra["dataset"]
+        LOSOTrainer(config.model, config.training).fold_specs(desc["subjects"])
+        shape = {"n_channels": len(inputs["prepare"].extra["channels"]["names"]),
+                 "n_times": int(desc["n_times"]), "n_classes": len(desc["classes"]),
+                 "sfreq": float(desc["sfreq"])}
+    check_model_input(config.model, **shape)
 
 
 def _report(report: Any, ctx: Any) -> None:
