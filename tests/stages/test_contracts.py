@@ -242,3 +242,23 @@ def test_same_config_gives_the_same_checkpoint_bytes_serial_or_parallel(tiny_stu
     })
     run_stages(other, "prepare", "train")
     assert _checkpoint_digests(other.output_dir) == _checkpoint_digests(tiny_study.output_dir)
+
+
+def test_a_copied_run_folder_reads_its_own_cache_never_the_original(tiny_study, tmp_path,
+                                                                    capsys):
+    from pathlib import Path
+
+    from eegcrp.stages.prepare import load_prepared
+    from eegcrp.stages.registry import require
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_study.output_dir, copy)
+    config = tiny_study.model_copy(update={"output_dir": copy})  # default cache: copy/cache
+    assert Manifest.read(copy / "prepare").extra["cache"]["relative_to_run"]
+    data = load_prepared(require("prepare", config))
+    assert Path(data.info["cache"]).resolve().is_relative_to(copy.resolve())
+    # a copy without its cache is refused, it does not read the original's
+    shutil.rmtree(copy / "cache")
+    rc, _, err = _run(capsys, "report", _yaml(config, tmp_path / "copy.yaml"))
+    assert rc == 2 and "cached windows" in err and "`eegcrp prepare CONFIG`" in err
+    assert str(tiny_study.output_dir) not in err

@@ -82,6 +82,9 @@ class Manifest:
     environment: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, Any] = field(default_factory=dict)
     format: int = MANIFEST_FORMAT
+    #: The stage folder it was read from or last written to (not stored: a run folder can be
+    #: moved or copied, and what it references resolves against where it is now).
+    location: Path | None = field(default=None, compare=False, repr=False)
 
     # ------------------------------------------------------------------ content
     @property
@@ -101,9 +104,11 @@ class Manifest:
         """Write the manifest atomically to ``folder/manifest.json``."""
         folder = Path(folder)
         data = asdict(self)
+        data.pop("location")
         data["digest"] = self.digest
         target = folder / MANIFEST_NAME
         write_json_atomic(target, data)
+        self.location = folder
         return target
 
     @classmethod
@@ -115,7 +120,7 @@ class Manifest:
         try:
             data = json.loads(path.read_text())
             data.pop("digest", None)
-            return cls(**data)
+            return cls(**data, location=Path(folder))
         except (OSError, ValueError, TypeError) as exc:
             logger.warning("%s is unreadable (%s); treating the stage as not run", path, exc)
             return None

@@ -12,6 +12,7 @@ they compute can come from other data than the manifest names.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import mne
@@ -56,6 +57,44 @@ def _cache_files(dataset: EEGDataset) -> dict[str, dict[str, Any]]:
     return {str(s): dict(v) for s, v in files.items()}
 
 
+def _cache_reference(config: StudyConfig, files: dict[str, dict[str, Any]], key: str
+                     ) -> dict[str, Any]:
+    """Where the cache files are, so that a moved or copied run folder reads its own.
+
+    A cache inside the run folder (the default ``<output_dir>/cache``) is recorded relative
+    to the run folder, so a copy reads the copy's cache, never the original's; a cache
+    elsewhere (``cache_dir``, ``$EEGCRP_CACHE``: a shared cache root) is recorded by its
+    absolute path. File names are relative to the cache folder. Every file is verified by
+    its SHA-256 when read (:func:`load_prepared`).
+    """
+    from ..preprocessing import cache_folder
+
+    folder = cache_folder(config).resolve()
+    run = Path(config.output_dir).resolve()
+    where = folder.relative_to(run).as_posix() if folder.is_relative_to(run) else str(folder)
+    names = {s: {**f, **{role: Path(f[role]).name for role in ("windows", "continuous")
+                         if role in f}} for s, f in files.items()}
+    return {"folder": where, "relative_to_run": folder.is_relative_to(run), "key": key,
+            "files": names}
+
+
+def _cache_files_of(manifest: Manifest) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """The cache folder a ``prepare`` manifest refers to, and its files as absolute paths.
+
+    Manifests written before references were relative hold absolute paths: kept as they are.
+    """
+    cache = manifest.extra["cache"]
+    folder = Path(cache["folder"])
+    if cache.get("relative_to_run"):
+        if manifest.location is None:
+            raise StageError("a prepare manifest with a relative cache folder must be read "
+                             "from its run folder (Manifest.read); this is a bug in eegcrp")
+        folder = manifest.location.parent / folder
+    files = {s: {**f, **{role: str(folder / f[role]) for role in ("windows", "continuous")
+                         if role in f}} for s, f in cache["files"].items()}
+    return folder, files
+
+
 def _run(ctx: StageContext) -> EEGDataset:
     from ..preprocessing import cache_key, prepare
 
@@ -66,7 +105,8 @@ def _run(ctx: StageContext) -> EEGDataset:
     ctx.manifest.add_product(ctx.folder, "summary.csv")
     files = _cache_files(dataset)
     first = dataset[dataset.subjects[0]]
-    info = {k: v for k, v in dataset.info.items() if k in ("ground_truth", "notes", "source")}
+    info = {k: v for k, v in dataset.info.items()
+            if k in ("ground_truth", "notes", "source", "implausible_channels")}
     ctx.manifest.extra = {
         "dataset": {
             "name": dataset.name, "task": dataset.task, "mains_freq": dataset.mains_freq,
@@ -76,8 +116,7 @@ def _run(ctx: StageContext) -> EEGDataset:
         },
         "channels": channel_table(first.info),
         "info": info,
-        "cache": {"folder": str(dataset.info.get("cache", "")), "key": cache_key(ctx.config),
-                  "files": files},
+        "cache": _cache_reference(ctx.config, files, cache_key(ctx.config)),
         # the cache lives outside the run folder: its hashes enter the digest
         "digest_extra": {s: f.get("sha256", {}) for s, f in files.items()},
     }
@@ -104,7 +143,7 @@ def load_prepared(manifest: Manifest, subjects: list[str] | None = None, *,
     """
     extra = manifest.extra
     desc = extra["dataset"]
-    files = extra["cache"]["files"]
+    folder, files = _cache_files_of(manifest)
     wanted = list(desc["subjects"]) if subjects is None else [str(s) for s in subjects]
     epochs = {}
     for subject in wanted:
@@ -120,12 +159,12 @@ def load_prepared(manifest: Manifest, subjects: list[str] | None = None, *,
         if not ok:
             raise StageError(
                 f"the cached windows of subject {subject} ({path}) are missing or changed "
-                "since `eegcrp prepare` ran; re-run `eegcrp prepare CONFIG --overwrite`"
+                "since `eegcrp prepare` ran (a run folder copied without its cache/?); re-run "
+                "`eegcrp prepare CONFIG` to compute them again"
             )
         epochs[subject] = mne.read_epochs(path, preload=True, verbose="error")
     info = dict(extra.get("info", {}))
-    info.update(cache=extra["cache"]["folder"], cache_key=extra["cache"]["key"],
-                cache_files=files)
+    info.update(cache=str(folder), cache_key=extra["cache"]["key"], cache_files=files)
     return EEGDataset(desc["name"], epochs, desc["task"], desc["mains_freq"], info=info)
 
 
