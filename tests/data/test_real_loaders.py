@@ -177,3 +177,12 @@ def test_eegmmidb_eegbci_layout(tmp_path) -> None:
     assert len(ds["S001"]) == 30
     with pytest.raises(DataError, match="not left/right fist imagery runs"):
         _loader("eegmmidb", path=str(tmp_path), runs=[3]).subject_ids()
+
+
+@pytest.mark.realdata
+def test_eegmat_files_of_one_class_only_say_so(tmp_path) -> None:
+    src = real_folder("eegmat_arithmetic_21ch")
+    for n in ("00", "01"):
+        (tmp_path / f"Subject{n}_1.edf").symlink_to(src / f"Subject{n}_1.edf")
+    with pytest.raises(DataError, match=r"none has both classes \(found only \['rest'\]\)"):
+        _loader("eegmat", path=str(tmp_path)).subject_ids()

@@ -48,6 +48,8 @@ def test_data_section_adds_figures(tiny_study, tmp_path) -> None:
                   "Band power difference between classes"):
         assert title in html
     assert html.count("data:image/png;base64") >= 3
+    # the amplitude check ran and found nothing (simulated EEG is plausible)
+    assert "Amplitude check: every channel of every subject has a robust peak-to-peak" in html
 
 
 def test_bipolar_derivations_get_no_scalp_maps(tmp_path) -> None:

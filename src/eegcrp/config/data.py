@@ -297,6 +297,24 @@ class PreprocessingConfig(_Section):
     step: float = Field(1.0, gt=0, le=1, description="Window step as a fraction of window.")
     car: bool = Field(True, description="Common-average reference each window.")
     zscore: bool = Field(False, description="Z-score each window over channels x time.")
+    # the amplitude check (eegcrp.preprocessing.amplitude): limits measured on the real data
+    max_amplitude_uv: float | None = Field(
+        3000.0, gt=0,
+        description="A channel whose robust peak-to-peak amplitude (99.9th - 0.1th "
+        "percentile after the band-pass) exceeds this many µV is implausible (mis-scaled, "
+        "railing, disconnected); null = no upper limit.",
+    )
+    min_amplitude_uv: float | None = Field(
+        0.5, ge=0,
+        description="A channel whose robust peak-to-peak amplitude is below this many µV is "
+        "flat (dead, stuck at a rail); null = no lower limit.",
+    )
+    amplitude_action: Literal["refuse", "warn"] = Field(
+        "refuse",
+        description="A subject with implausible channels: 'refuse' (stop with the channels "
+        "and the fix) or 'warn' (keep it; the channels are named in the prepare summary and "
+        "the report).",
+    )
 
     @model_validator(mode="after")
     def _band(self) -> PreprocessingConfig:
@@ -308,6 +326,11 @@ class PreprocessingConfig(_Section):
             raise ValueError(
                 f"sfreq {self.sfreq} Hz is below twice h_freq {self.h_freq} Hz: lower h_freq "
                 f"to at most {self.sfreq / 2} Hz or raise sfreq"
+            )
+        low, high = self.min_amplitude_uv, self.max_amplitude_uv
+        if low is not None and high is not None and low >= high:
+            raise ValueError(
+                f"min_amplitude_uv ({low} µV) must be below max_amplitude_uv ({high} µV)"
             )
         return self
 

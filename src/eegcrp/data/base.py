@@ -127,7 +127,13 @@ class EEGDataset:
 
     # ------------------------------------------------------------------ views
     def summary(self) -> pd.DataFrame:
-        """One row per subject: epochs per class, channels, sfreq and epoch length."""
+        """One row per subject: epochs per class, channels, sfreq and epoch length.
+
+        Datasets from :func:`eegcrp.preprocessing.prepare` add ``implausible_channels``: the
+        channels the amplitude check flagged, with their robust peak-to-peak amplitude
+        (``"Fp1 (4200 µV)"``; empty when every channel passed).
+        """
+        flagged = self.info.get("implausible_channels")
         rows = []
         for subject, ep in self:
             codes = ep.events[:, 2]
@@ -140,6 +146,10 @@ class EEGDataset:
                 sfreq=float(ep.info["sfreq"]),
                 epoch_s=round(len(ep.times) / ep.info["sfreq"], 4),
             )
+            if flagged is not None:
+                row["implausible_channels"] = ", ".join(
+                    f"{name} ({value:.4g} µV)" for name, value in flagged.get(subject, {}).items()
+                )
             rows.append(row)
         return pd.DataFrame(rows).set_index("subject")
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .base import BaseLoader, DataError, Recording, make_segment
+from .edf import check_edf, fix_hint
 
 __all__ = ["EEGMATLoader"]
 
@@ -55,6 +56,13 @@ class EEGMATLoader(BaseLoader):
         for num, f in index.items():
             if num not in complete:
                 logger.warning("eegmat: Subject%02d has only file(s) %s; skipped", num, sorted(f))
+        if index and not complete:  # files there, but never both classes of one subject
+            found = sorted({_CLASS_OF_FILE[k] for f in index.values() for k in f})
+            raise DataError(
+                f"eegmat: {self.path} holds files of {len(index)} subject(s) but none has both "
+                f"classes (found only {found}); each subject needs SubjectNN_1.edf (rest) and "
+                "SubjectNN_2.edf (arithmetic) in the same folder"
+            )
         return self._select(complete)
 
     def files(self, subject: str) -> list[Path]:
@@ -104,6 +112,10 @@ class EEGMATLoader(BaseLoader):
 
 def _read_scalp(path: Path) -> mne.io.BaseRaw:
     """Read one file and keep the 19 scalp channels with 10-20 names."""
+    match = _FILE.match(path.name)
+    # truncated files and undefined scaling: MNE would only warn (hidden by verbose="error")
+    check_edf(path, fix_hint("copy the file again from PhysioNet eegmat",
+                             f"S{match[1]}" if match else None))
     try:
         raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
     except Exception as exc:  # MNE raises several types for damaged EDF files

@@ -29,6 +29,7 @@ import mne
 import pandas as pd
 
 from .base import BaseLoader, DataError, Recording, make_segment
+from .edf import check_edf, fix_hint
 
 __all__ = ["EEGMMIDBLoader"]
 
@@ -121,6 +122,10 @@ class EEGMMIDBLoader(BaseLoader):
 
 
 def _read_edf(path: Path) -> mne.io.BaseRaw:
+    match = _FILE.match(path.name)
+    # truncated files and undefined scaling: MNE would only warn (hidden by verbose="error")
+    check_edf(path, fix_hint("delete it and download it again (PhysioNet eegmmidb, or "
+                             "dataset.download: true)", f"S{match[1]}" if match else None))
     try:
         raw = mne.io.read_raw_edf(path, preload=True, verbose="error")
     except Exception as exc:  # MNE raises ValueError/RuntimeError/OSError for bad EDFs

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .base import BaseLoader, DataError, Recording, make_segment
+from .edf import EDF_EXTENSIONS, check_edf, fix_hint
 from .xdf import XDF_EXTENSIONS, read_xdf
 
 __all__ = ["EXTENSIONS", "FolderLoader"]
@@ -173,7 +174,7 @@ class FolderLoader(BaseLoader):
         line_freq = self.config.mains_freq
         tmin, tmax = self.config.tmin, self.config.tmax
         for path in paths:
-            raw = self._read(path)
+            raw = self._read(path, subject)
             if line_freq is None and raw.info.get("line_freq"):
                 line_freq = float(raw.info["line_freq"])
             markers, seen = self._markers(raw)
@@ -236,8 +237,12 @@ class FolderLoader(BaseLoader):
         return Recording(subject, segments, pd.DataFrame(rows), tmax - tmin, self.event_id,
                          source=", ".join(str(p) for p in paths)).validate()
 
-    def _read(self, path: Path) -> mne.io.BaseRaw:
+    def _read(self, path: Path, subject: str) -> mne.io.BaseRaw:
         """Read one file as preloaded Raw with the configured renames applied."""
+        if _extension(path) in EDF_EXTENSIONS:
+            # MNE only warns about these; the warnings check below would miss bad scaling
+            check_edf(path, fix_hint("copy or export the file again from the recording "
+                                     "computer", subject))
         if _extension(path) in XDF_EXTENSIONS:
             raw = read_xdf(path, self.config.xdf_eeg_stream, self.config.xdf_marker_stream)
         else:

@@ -43,6 +43,7 @@ import mne
 import pandas as pd
 
 from .base import TASKS, BaseLoader, DataError, Recording, make_montage, make_segment
+from .edf import EDF_EXTENSIONS, check_edf, fix_hint
 
 __all__ = ["MOABBLoader"]
 
@@ -269,6 +270,7 @@ class MOABBLoader(BaseLoader):
         rows: list[dict[str, Any]] = []
         for session, runs in sessions.items():
             for run, raw in runs.items():
+                _check_edf_sources(raw, subject)
                 raw = raw.copy().load_data(verbose="error")
                 try:
                     events = to_events.transform(annotate.transform(raw))
@@ -345,3 +347,15 @@ class MOABBLoader(BaseLoader):
                 "channels or set dataset.montage to a montage that has them"
             )
         return [canonical[name.lower()] for name in ch_names]
+
+
+def _check_edf_sources(raw: mne.io.BaseRaw, subject: str) -> None:
+    """Refuse truncated or mis-scaled EDF/BDF files behind a MOABB recording.
+
+    MOABB reads them with MNE, which only warns (see :mod:`eegcrp.data.edf`); recordings
+    from other formats or built in memory have no such file and pass.
+    """
+    for name in getattr(raw, "filenames", ()) or ():
+        if name is not None and str(name).lower().endswith(EDF_EXTENSIONS):
+            check_edf(Path(name), fix_hint("delete the file from the MOABB data folder so "
+                                           "that MOABB downloads it again", subject))

@@ -5,7 +5,8 @@ Per subject, in this order (defaults from the thesis):
 1. band-pass (zero-phase FIR, :func:`mne.filter.filter_data`), default 1-60 Hz, and a notch
    at the mains frequency and its harmonics up to the low-pass edge
    (:func:`mne.filter.notch_filter`), each run on every *continuous* segment of the
-   recording, so that no trial edge sees filter padding;
+   recording, so that no trial edge sees filter padding; then the amplitude check
+   (:mod:`.amplitude`: channels of implausible amplitude are refused or flagged);
 2. resampling of each segment to ``sfreq`` (polyphase, :func:`mne.filter.resample`);
 3. common-average reference (optional, default on), per sample over the EEG channels (it
    commutes with the linear filters and resampling, so its place makes no difference);
@@ -38,6 +39,7 @@ import pandas as pd
 
 from ..config import PreprocessingConfig
 from ..data.base import DataError, Recording, is_bipolar
+from .amplitude import check_amplitudes, robust_amplitude
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +76,19 @@ class Preprocessed:
         z-scoring every window is an exact cut of it.
     notes : list of str
         Human-readable statements of special treatments (epoched source, skipped notch).
+    amplitudes : dict of str to float
+        Robust peak-to-peak amplitude of every channel in µV (see
+        :mod:`eegcrp.preprocessing.amplitude`).
+    implausible : dict of str to float
+        The channels outside the configured amplitude limits (kept with
+        ``amplitude_action: warn``) -> their amplitude in µV.
     """
 
     windows: mne.EpochsArray
     continuous: mne.io.RawArray
     notes: list[str] = field(default_factory=list)
+    amplitudes: dict[str, float] = field(default_factory=dict)
+    implausible: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -262,7 +272,8 @@ class Preprocessor:
         Raises
         ------
         DataError
-            CAR on bipolar channels, a rate below twice the low-pass edge, NaN/Inf.
+            CAR on bipolar channels, a rate below twice the low-pass edge, NaN/Inf, channels
+            of implausible amplitude with ``amplitude_action: refuse``.
         TrialsTooShortError
             If the trials are shorter than one window.
         """
@@ -286,10 +297,23 @@ class Preprocessor:
             )
         plan = self._plan(rec)
         if rec.epoched:  # one array: each trial filtered on its own, in one call
-            data = np.stack([seg.get_data() for seg in rec.segments])
-            segments = list(self._run(data, sfreq, plan, where))
+            data = self._filter(np.stack([seg.get_data() for seg in rec.segments]), sfreq,
+                                plan.l_freq, plan.h_freq, plan.notch)
+            # all trials form one segment for the amplitude (percentiles of 4-s trials
+            # would be little more than their extremes)
+            amplitude = robust_amplitude([np.concatenate(list(data), axis=-1)])
+            segments = list(self._finish(data, sfreq, where))
         else:
-            segments = [self._run(seg.get_data(), sfreq, plan, where) for seg in rec.segments]
+            segments, amplitudes = [], []
+            for seg in rec.segments:  # one filtered full-rate segment in memory at a time
+                data = self._filter(seg.get_data(), sfreq, plan.l_freq, plan.h_freq,
+                                    plan.notch)
+                amplitudes.append(robust_amplitude([data]))
+                segments.append(self._finish(data, sfreq, where))
+            amplitude = np.max(amplitudes, axis=0)
+        # measured after the band-pass, before the average spreads a bad channel (see
+        # eegcrp.preprocessing.amplitude for why there)
+        implausible = check_amplitudes(rec.ch_names, amplitude, cfg, where, rec.subject)
 
         up, down = self.ratio(sfreq) if not np.isclose(sfreq, cfg.sfreq) else (1, 1)
         src_starts = rec.starts()
@@ -330,7 +354,9 @@ class Preprocessor:
                               event_id=dict(rec.event_id), metadata=meta,
                               on_missing="ignore", verbose="error")
         continuous = self._continuous(rec, segments, seg_index, starts, n_trial, info)
-        return Preprocessed(out, continuous, plan.notes)
+        amplitudes = {name: float(a) * 1e6 for name, a in zip(rec.ch_names, amplitude,
+                                                               strict=True)}
+        return Preprocessed(out, continuous, plan.notes, amplitudes, implausible)
 
     def transform(self, data: Recording | mne.BaseEpochs, subject: str | None = None
                   ) -> mne.EpochsArray:
@@ -340,9 +366,8 @@ class Preprocessor:
         return self.process(data.validate()).windows
 
     # ------------------------------------------------------------------ helpers
-    def _run(self, data: np.ndarray, sfreq: float, plan: _Plan, where: str) -> np.ndarray:
-        """Filter, resample and re-reference one segment (or a stack of epochs)."""
-        data = self._filter(data, sfreq, plan.l_freq, plan.h_freq, plan.notch)
+    def _finish(self, data: np.ndarray, sfreq: float, where: str) -> np.ndarray:
+        """Resample and re-reference one filtered segment (or a stack of epochs)."""
         data = self.resample(data, sfreq)
         if self.config.car:
             data = data - data.mean(axis=-2, keepdims=True)

@@ -13,6 +13,7 @@ from ..config import StudyConfig
 from ..data.base import BaseLoader, DataError, EEGDataset
 from ..data.registry import get_loader
 from ..io import write_json_atomic
+from .amplitude import check_amplitudes
 from .cache import (
     CACHE_LAYOUT,
     CacheEntry,
@@ -49,13 +50,17 @@ def prepare(
         Windows of every subject, validated for leave-one-subject-out use. ``info`` holds
         ``cache`` (folder), ``cache_key``, ``cache_files`` ({subject: {"windows": path,
         "continuous": path, "sha256": {"windows": ..., "continuous": ...}}}), ``source``,
-        ``cache_hits``, ``notes`` (treatments applied, e.g. to epoched sources) and the
-        loader's provenance (``ground_truth`` for simulated data).
+        ``cache_hits``, ``notes`` (treatments applied, e.g. to epoched sources),
+        ``implausible_channels`` ({subject: {channel: robust peak-to-peak in µV}} of the
+        subjects kept with ``preprocessing.amplitude_action: warn``; empty when every
+        channel passed, see :mod:`eegcrp.preprocessing.amplitude`) and the loader's
+        provenance (``ground_truth`` for simulated data).
 
     Raises
     ------
     DataError
-        Bad input, or trials shorter than ``preprocessing.window`` in (nearly) every subject.
+        Bad input, trials shorter than ``preprocessing.window`` in (nearly) every subject,
+        or channels of implausible amplitude with ``amplitude_action: refuse``.
     """
     from tqdm.auto import tqdm
 
@@ -68,6 +73,7 @@ def prepare(
     epochs: dict[str, mne.BaseEpochs] = {}
     cache_files: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
+    implausible: dict[str, dict[str, float]] = {}
     too_short: dict[str, float] = {}
     hits = 0
     bar = tqdm(subjects, desc=f"prepare {config.dataset.kind}", unit="subject",
@@ -79,6 +85,13 @@ def prepare(
         windows = entry.read_windows() if sidecar is not None else None
         if windows is not None and sidecar is not None:
             hits += 1
+            # the decision is re-made from the recorded amplitudes, with today's limits
+            amplitudes = sidecar.get("amplitudes_uv") or {}
+            flagged = check_amplitudes(
+                list(amplitudes), [v * 1e-6 for v in amplitudes.values()],
+                config.preprocessing, f"{_source(loader, [subject])} (subject {subject})",
+                subject,
+            )
         else:
             try:
                 result = pre.process(loader.load_recording(subject))
@@ -89,8 +102,12 @@ def prepare(
             sidecar = entry.write(result.windows, result.continuous, {
                 "cache_key": key, "notes": result.notes, "n_windows": len(result.windows),
                 "n_trials": int(result.windows.metadata["trial"].nunique()),
+                "amplitudes_uv": result.amplitudes,
             })
             windows = result.windows
+            flagged = result.implausible
+        if flagged:
+            implausible[subject] = flagged
         epochs[subject] = windows
         cache_files[subject] = entry.describe(sidecar)
         notes.extend(n for n in sidecar.get("notes", []) if n not in notes)
@@ -105,7 +122,8 @@ def prepare(
     dataset = EEGDataset(
         loader.name, epochs, loader.task, mains,
         info={"cache": str(folder), "cache_key": key, "cache_files": cache_files,
-              "source": _source(loader, subjects), "cache_hits": hits, "notes": notes},
+              "source": _source(loader, subjects), "cache_hits": hits, "notes": notes,
+              "implausible_channels": implausible},
     )
     dataset.info.update(loader.dataset_info(list(epochs)))
     dataset.validate()

@@ -18,7 +18,8 @@ from ..config import DEFAULT_BANDS
 from ..data.base import EEGDataset
 from .topography import draw_channels
 
-__all__ = ["DEFAULT_BANDS", "add_data_section", "class_psd", "counts_table_html"]
+__all__ = ["DEFAULT_BANDS", "add_data_section", "amplitude_check_html", "class_psd",
+           "counts_table_html"]
 
 
 def counts_table_html(dataset: EEGDataset) -> str:
@@ -37,6 +38,42 @@ def counts_table_html(dataset: EEGDataset) -> str:
     rows += [f"<th>{int(total[c])}</th>" for c in [*dataset.classes, "n_epochs"]]
     rows.append("<th></th>" * 3 + "</tr></tbody></table>")
     return "".join(rows)
+
+
+def amplitude_check_html(dataset: EEGDataset, config: Any) -> str:
+    """The amplitude check's outcome: a sentence, plus a table of flagged channels if any.
+
+    Empty for datasets prepared before the check existed (no ``implausible_channels``).
+    """
+    flagged = dataset.info.get("implausible_channels")
+    if flagged is None:
+        return ""
+    pre = config.preprocessing
+    limits = [f"at least {pre.min_amplitude_uv:g} µV" if pre.min_amplitude_uv is not None
+              else "", f"at most {pre.max_amplitude_uv:g} µV" if pre.max_amplitude_uv is not None
+              else ""]
+    limits = [x for x in limits if x]
+    if not limits:
+        return "<p>Amplitude check: off (no limits set).</p>"
+    rule = (f"robust peak-to-peak amplitude (99.9th - 0.1th percentile after the band-pass) "
+            f"of {' and '.join(limits)}")
+    if not flagged:
+        return f"<p>Amplitude check: every channel of every subject has a {rule}.</p>"
+    rows = "".join(
+        f"<tr><td>{html.escape(str(subject))}</td><td>"
+        + html.escape(", ".join(f"{name} ({value:.4g} µV)" for name, value in chans.items()))
+        + "</td></tr>"
+        for subject, chans in flagged.items()
+    )
+    return (
+        f"<p><b>Amplitude check: {len(flagged)} subject(s) have channels outside the limits</b> "
+        f"(a {rule} is expected; preprocessing.amplitude_action: warn kept them). Such a "
+        "channel is mis-scaled, railing, disconnected or flat, and the common average spreads "
+        "it to every channel: treat these subjects' results with caution, or drop the "
+        "channels or subjects.</p><table class='table table-sm'><thead><tr><th>subject</th>"
+        f"<th>implausible channels (robust peak-to-peak)</th></tr></thead><tbody>{rows}"
+        "</tbody></table>"
+    )
 
 
 def class_psd(
@@ -132,7 +169,8 @@ def add_data_section(report: mne.Report, ctx: Any) -> mne.Report:
         f"<p>Dataset <b>{html.escape(dataset.name)}</b> ({dataset.task.replace('_', ' ')}), "
         f"{len(dataset)} subjects, {len(dataset.ch_names)} channels at {dataset.sfreq:g} Hz, "
         f"windows of {dataset.n_times / dataset.sfreq:g} s; mains "
-        f"{dataset.mains_freq or 'unknown'} Hz.</p>" + counts_table_html(dataset),
+        f"{dataset.mains_freq or 'unknown'} Hz.</p>" + counts_table_html(dataset)
+        + amplitude_check_html(dataset, ctx.config),
         title="Windows per subject and class", section=section,
     )
     info = dataset[dataset.subjects[0]].info
