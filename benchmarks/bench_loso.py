@@ -46,7 +46,7 @@ def main() -> None:
           f"{args.epochs} fixed epochs; prepare/load {t_prepare:.1f} s", flush=True)
     walls, rates = [], []
     for spec in specs[: args.folds]:
-        res = _run_fold(spec, x, y, groups, None, shape, mc, tc, args.threads)
+        res = _run_fold(spec, x, y, groups, None, shape, mc, tc, None, args.threads)
         epochs = res["history"]["epochs_trained"]
         rate = res["n_train"] * epochs / res["wall_time_s"]
         walls.append(res["wall_time_s"])

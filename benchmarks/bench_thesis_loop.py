@@ -126,7 +126,8 @@ def main() -> None:
         rows.append(row)
         print(f"  {test} thesis loop: acc {row['accuracy']:.3f}, {row['epochs']} epochs, "
               f"{row['wall_time_s']:.1f} s, {row['windows_per_s']:.0f} windows/s", flush=True)
-        res = _run_fold(specs[test], x_norm, y, groups, None, shape, mc, tc, args.threads)
+        res = _run_fold(specs[test], x_norm, y, groups, None, shape, mc, tc, None,
+                        args.threads)
         hist = res["history"]
         row = {
             "model": "eegcrp", "test_subject": test, "epochs": hist["epochs_trained"],

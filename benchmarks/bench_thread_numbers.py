@@ -31,7 +31,8 @@ def _train(study, spec, threads: int, frozen: bool) -> dict:
     x = normalize_windows(study.x)
     freeze = models.freeze_redundant_shift if frozen else (lambda model: None)
     with mock.patch.object(models, "freeze_redundant_shift", freeze):
-        return _run_fold(spec, x, study.y, study.groups, None, study.shape, mc, tc, threads)
+        return _run_fold(spec, x, study.y, study.groups, None, study.shape, mc, tc, None,
+                         threads)
 
 
 def _compare(a: dict, b: dict) -> dict:

@@ -131,6 +131,13 @@ class TrainingConfig(ParallelSection):
         "default",
         description="'thesis' = fixed max_epochs, no validation, unshuffled, no class weights.",
     )
+    engine: Literal["fast", "reference"] = Field(
+        "fast",
+        description="How EEGNet is computed in training and eval-mode forwards: 'fast' (the "
+        "channels projected first, batch statistics from input moments; equal to the "
+        "reference to rounding, eegcrp.training.engine) or 'reference' (the Sequential's "
+        "modules). The thesis variant always uses 'reference'.",
+    )
     seed: int | None = Field(
         None, ge=0, description="Seed of the folds' splits, weights and batches; null = the "
         "study's seed.",

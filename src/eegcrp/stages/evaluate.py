@@ -235,7 +235,7 @@ def _shuffled_model(fold: dict[str, Any], dataset: Any, config: Any, seed: int
                     int(tc.seed if tc.seed is not None else seed))
     shape = {"n_channels": x.shape[1], "n_times": x.shape[2],
              "n_classes": len(dataset.classes), "sfreq": float(dataset.sfreq)}
-    result = _run_fold(spec, xn, y_perm, groups, None, shape, config.model, tc, 1)
+    result = _run_fold(spec, xn, y_perm, groups, None, shape, config.model, tc, None, 1)
     from ..models import build_model
 
     model = build_model(config.model, **shape)

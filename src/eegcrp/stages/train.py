@@ -92,7 +92,7 @@ def _check(config: Any, inputs: dict[str, Any]) -> None:
         shape = {"n_channels": len(inputs["prepare"].extra["channels"]["names"]),
                  "n_times": int(desc["n_times"]), "n_classes": len(desc["classes"]),
                  "sfreq": float(desc["sfreq"])}
-    check_model_input(config.model, **shape)
+    check_model_input(config.model, **shape, engine=config.training.engine)
 
 
 def _report(report: Any, ctx: Any) -> None:

@@ -30,6 +30,8 @@ from eegcrp.config import TrainingConfig
 from eegcrp.errors import TrainingError
 from eegcrp.models import apply_max_norm, build_model
 
+from .engine import FastEEGNet, engine_for, window_autocorrelation
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["check_model_input", "normalize_windows", "resolve_device", "retain_freed_memory",
@@ -134,14 +136,18 @@ def resolve_device(device: str = "auto", key: str = "training.device") -> torch.
 
 
 def check_model_input(config: Any, n_channels: int, n_times: int, n_classes: int,
-                      sfreq: float) -> None:
+                      sfreq: float, engine: str = "reference") -> None:
     """Raise a :class:`TrainingError` naming the setting to change when the model cannot be
-    built for these inputs (e.g. windows too short for EEGNet's pools)."""
+    built or computed by ``engine`` for these inputs (e.g. windows too short for EEGNet's
+    pools, or for the fast engine)."""
     try:
-        build_model(config, n_channels, n_times, n_classes, sfreq)
+        model = build_model(config, n_channels, n_times, n_classes, sfreq)
     except ValueError as exc:
         raise TrainingError(f"{exc}: set preprocessing.window (or the model's kernel "
                             "lengths) so that the windows fit the model") from None
+    net = engine_for(model, engine)
+    if isinstance(net, FastEEGNet):
+        net.check_times(n_times)
 
 
 def _class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -183,6 +189,7 @@ def train_model(
     device: torch.device | str | None = None,
     early_stopping: bool = True,
     epochs: int | None = None,
+    autocorrelation: np.ndarray | torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on already normalised windows.
 
@@ -213,6 +220,10 @@ def train_model(
         (the inner loop of ``model_selection: inner_cv``).
     epochs : int | None
         Train this many epochs instead of ``config.max_epochs``.
+    autocorrelation : array or tensor | None
+        Rows of :func:`eegcrp.training.engine.window_autocorrelation` of ``x_train`` (the fast
+        engine's per-window moments, computed once per study by the LOSO engine); computed
+        here when None and ``config.engine`` is 'fast'.
 
     Returns
     -------
@@ -265,6 +276,17 @@ def train_model(
             )
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     eval_batch = max(config.batch_size, 1024)
+    net = engine_for(model, config.engine)  # shares model's parameters
+    if isinstance(net, FastEEGNet):
+        net.check_times(xt.shape[-1])
+        auto = (window_autocorrelation(xt, net.kernel) if autocorrelation is None
+                else torch.as_tensor(autocorrelation, dtype=torch.float64)).to(device)
+
+        def forward(xb: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
+            return net(xb, auto[rows])
+    else:
+        def forward(xb: torch.Tensor, rows: torch.Tensor | slice) -> torch.Tensor:
+            return net(xb)
 
     history: dict[str, Any] = {"train_loss": [], "train_acc": [], "val_loss": [], "val_acc": [],
                                "val_balanced_acc": [], "val_roc_auc": []}
@@ -274,18 +296,17 @@ def train_model(
     stopped_early = False
     epoch = 0
     for epoch in range(1, n_epochs + 1):
-        model.train()
+        net.train()
         order = None if thesis else torch.as_tensor(rng.permutation(n), device=device)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         for start in range(0, n, config.batch_size):
-            batch = slice(start, start + config.batch_size)
-            if order is None:
-                xb, yb = xt[batch], yt[batch]
-            else:
-                xb, yb = xt[order[batch]], yt[order[batch]]
+            rows = slice(start, start + config.batch_size)
+            if order is not None:
+                rows = order[rows]
+            xb, yb = xt[rows], yt[rows]
             optimizer.zero_grad(set_to_none=True)
-            logits = model(xb)
+            logits = forward(xb, rows)
             loss = criterion(logits, yb)
             loss.backward()
             optimizer.step()
@@ -302,7 +323,7 @@ def train_model(
         history["train_acc"].append(float(correct) / n)
         if not has_val:
             continue
-        val_loss, val_acc, val_logits = _evaluate(model, xv, yv, val_criterion, eval_batch)
+        val_loss, val_acc, val_logits = _evaluate(net, xv, yv, val_criterion, eval_batch)
         val_bacc = _balanced_accuracy(yv, val_logits.argmax(1))
         val_auc = _roc_auc(yv, val_logits, n_classes)
         history["val_loss"].append(val_loss)

@@ -63,6 +63,7 @@ from eegcrp.parallel import dask_worker_threads, parallel_map
 from eegcrp.stats import METRICS, fold_metrics
 
 from .alignment import apply_maps, subject_maps
+from .engine import FastEEGNet, engine_for, window_autocorrelation
 from .loop import _evaluate, check_model_input, normalize_windows, resolve_device, train_model
 from .selection import _inner_loop
 
@@ -221,9 +222,14 @@ def _run_fold(
     shape: dict[str, Any],
     model_config: ModelConfig,
     training_config: TrainingConfig,
+    autocorrelation: np.ndarray | None,
     threads: int | None,
 ) -> dict[str, Any]:
-    """Train and test one fold; returns its weights, history, scores and predictions."""
+    """Train and test one fold; returns its weights, history, scores and predictions.
+
+    ``autocorrelation``: the fast engine's per-window moments of ``x`` (computed once per
+    study, :func:`eegcrp.training.engine.window_autocorrelation`), or None.
+    """
     threads = threads or dask_worker_threads()
     device = resolve_device(training_config.device)
     cuda = list(range(torch.cuda.device_count())) if device.type == "cuda" else []
@@ -242,19 +248,21 @@ def _run_fold(
         if training_config.model_selection == "inner_cv" and \
                 training_config.protocol != "thesis":
             inner = _inner_loop(spec, x, y, groups, shape, model_config, training_config,
-                                device)
+                                device, autocorrelation)
         history = train_model(
             model, x[idx_train], y[idx_train],
             x[idx_val] if len(idx_val) else None, y[idx_val] if len(idx_val) else None,
             config=training_config, rng=rng, n_classes=shape["n_classes"], device=device,
             epochs=inner["epochs"] if inner else None,
+            autocorrelation=autocorrelation[idx_train] if autocorrelation is not None else None,
         )
         if inner:
             history["inner"] = inner
         # The model is final: only now is the test subject looked at.
         idx_test = np.flatnonzero(groups == spec.subject)
         x_test = torch.as_tensor(x[idx_test], device=device)
-        _, _, logits = _evaluate(model, x_test, None, None, max(training_config.batch_size, 1024))
+        _, _, logits = _evaluate(engine_for(model, training_config.engine), x_test, None, None,
+                                 max(training_config.batch_size, 1024))
         proba = torch.softmax(logits.double(), dim=1).cpu().numpy()
         y_test = y[idx_test]
         scores = fold_metrics(y_test, proba)
@@ -394,7 +402,7 @@ class LOSOTrainer:
         y = y.astype(np.int64)
         shape = {"n_channels": x.shape[1], "n_times": x.shape[2], "n_classes": len(classes),
                  "sfreq": float(dataset.sfreq)}
-        check_model_input(mc, **shape)  # fail early on windows too short for the model
+        check_model_input(mc, **shape, engine=tc.engine)  # fail early on too short windows
         resolve_device(tc.device)  # fail early on an absent CUDA device
 
         out_dir = Path(out_dir)
@@ -426,11 +434,17 @@ class LOSOTrainer:
             "%d to train (protocol %s)", len(subjects), tc.repetitions, len(specs),
             len(self.skipped_), len(pending), tc.protocol,
         )
-        tasks = ((spec, x, y, groups, trial, shape, mc, tc) for spec in pending)
+        # the fast engine's moments depend on the windows only, not on the fold: once per
+        # study (8 bytes x kernel taps per window)
+        net = engine_for(build_model(mc, **shape), tc.engine)
+        auto = (window_autocorrelation(x, net.kernel).numpy()
+                if pending and isinstance(net, FastEEGNet) else None)
+        tasks = ((spec, x, y, groups, trial, shape, mc, tc, auto) for spec in pending)
         with tqdm(total=len(specs), initial=len(self.skipped_), desc="LOSO folds", unit="fold",
                   disable=not progress) as bar:
             for result in parallel_map(_run_fold, tasks, tc, n_tasks=len(pending),
-                                       scatter=[x, y], what="folds"):
+                                       scatter=[a for a in (x, y, auto) if a is not None],
+                                       what="folds"):
                 record = _save_fold(folds_dir, result, meta)
                 done[result["spec"].name] = record
                 self.trained_.append(result["spec"].name)

@@ -31,7 +31,8 @@ def _subject_key(subject: str) -> int:
 
 def _inner_loop(spec: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
                 shape: dict[str, Any], model_config: ModelConfig,
-                training_config: TrainingConfig, device: torch.device) -> dict[str, Any]:
+                training_config: TrainingConfig, device: torch.device,
+                autocorrelation: np.ndarray | None = None) -> dict[str, Any]:
     """The epoch count of ``model_selection: inner_cv``, from the training subjects only.
 
     The fold's training subjects are split into ``inner_folds`` groups (by the fold's seed);
@@ -65,7 +66,9 @@ def _inner_loop(spec: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
                             shape["n_classes"], shape["sfreq"])
         hist = train_model(model, x[tr], y[tr], x[va], y[va], config=tc,
                            rng=np.random.default_rng(shuffle_ss), n_classes=shape["n_classes"],
-                           device=device, early_stopping=False)
+                           device=device, early_stopping=False,
+                           autocorrelation=None if autocorrelation is None
+                           else autocorrelation[tr])
         loss = np.asarray(hist["val_loss"], np.float64)
         score = {"val_balanced_accuracy": -np.asarray(hist["val_balanced_acc"], np.float64),
                  "val_roc_auc": -np.nan_to_num(np.asarray(hist["val_roc_auc"], np.float64))
