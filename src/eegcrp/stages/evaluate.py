@@ -134,6 +134,7 @@ def _evaluate_fold(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.
 
     from ..evaluation import attribute, cascade_similarity, make_domain, recovery_scores, similarity
     from ..io import load_checkpoint
+    from ..training.engine import engine_for
     from ..training.loso import _subject_key
 
     old = torch.get_num_threads()
@@ -144,6 +145,9 @@ def _evaluate_fold(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.
         model, meta = load_checkpoint(checkpoint, "cpu", sha256=fold["checkpoint_sha256"])
         inputs = _Inputs(x, subjects, meta)
         z = inputs.model_input(inputs.x)
+        # perturbation curves are forwards only: the engine the model was trained with
+        # (the same numbers to rounding, much faster); relevance runs on the Sequential
+        scorer = engine_for(model, meta.get("training_config", {}).get("engine", "reference"))
         name, sfreq, ch_names = fold["name"], float(meta["sfreq"]), list(meta["ch_names"])
         rng = np.random.default_rng([context["seed"], int(fold["repetition"]),
                                      _subject_key(fold["test_subject"])])
@@ -170,7 +174,7 @@ def _evaluate_fold(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.
                 "q05": float(q[0]), "median": float(q[1]), "q95": float(q[2]),
                 "flagged": int(np.sum(~(np.abs(ratio - 1) <= ec.conservation_tolerance))),
                 "tolerance": ec.conservation_tolerance})
-            rows, curves = _faithfulness(name, method, model, inputs, y, heat, domains, ec,
+            rows, curves = _faithfulness(name, method, scorer, inputs, y, heat, domains, ec,
                                          xc.init, rng)
             out["aopc"] += rows
             out["curves"] += curves
