@@ -125,3 +125,13 @@ def test_prepare_refuses_by_default_and_names_flagged_channels_with_warn(
                       progress=False)
     assert dataset.info["cache_hits"] == 2
     assert list(dataset.info["implausible_channels"]) == ["2"]
+
+
+def test_a_channel_flat_in_one_recording_is_not_hidden_by_the_others():
+    from eegcrp.config import PreprocessingConfig
+    from eegcrp.preprocessing.amplitude import implausible_channels
+
+    config = PreprocessingConfig()
+    largest, smallest = [50e-6, 60e-6], [40e-6, 1e-12]  # Cz dead in one of two runs
+    assert implausible_channels(["C3", "Cz"], largest, config) == {}
+    assert implausible_channels(["C3", "Cz"], largest, config, smallest) == {"Cz": 0.0}

@@ -182,7 +182,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         key, value = item.split("=", 1)
         parts = [p for p in key.strip().split(".") if p]
         if not parts:
-            raise ConfigError(f"override {item!r} has an empty key")
+            raise ConfigError(f"override {item!r} has an empty key; write --set KEY=VALUE "
+                              "with a dotted key, e.g. --set training.repetitions=1")
         node = out
         for part in parts[:-1]:
             child = node.get(part)
@@ -190,7 +191,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                 child = node[part] = {}
             if not isinstance(child, dict):
                 raise ConfigError(
-                    f"override {item!r}: {part!r} holds a value, not a section"
+                    f"override {item!r}: {part!r} holds a value, not a section; set it as "
+                    f"--set {'.'.join(parts[:parts.index(part) + 1])}=VALUE"
                 )
             node = child
         try:

@@ -78,6 +78,10 @@ class EEGMMIDBLoader(BaseLoader):
             return [f"S{num:03d}" for num in self.config.subjects]
         available = {num: f"S{num:03d}" for num, runs in index.items()
                      if all(r in runs for r in self.config.runs)}
+        for num in sorted(set(index) - set(available)):
+            lacking = sorted(r for r in self.config.runs if r not in index[num])
+            logger.warning("eegmmidb: S%03d lacks run(s) %s in %s; skipped (copy them, or set "
+                           "dataset.runs)", num, lacking, self.path)
         if index and not available:
             raise DataError(
                 f"eegmmidb: no subject in {self.path} has all runs {self.config.runs}; set "

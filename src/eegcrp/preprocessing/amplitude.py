@@ -80,15 +80,25 @@ def robust_amplitude(segments: Iterable[np.ndarray]) -> np.ndarray:
 
 
 def implausible_channels(
-    ch_names: Sequence[str], amplitudes: Sequence[float], config: PreprocessingConfig
+    ch_names: Sequence[str], amplitudes: Sequence[float], config: PreprocessingConfig,
+    smallest: Sequence[float] | None = None,
 ) -> dict[str, float]:
-    """Channels outside the configured limits -> robust amplitude in µV (rounded to 0.1)."""
+    """Channels outside the configured limits -> robust amplitude in µV (rounded to 0.1).
+
+    ``amplitudes`` is each channel's largest robust amplitude over the subject's segments
+    (checked against the upper limit), ``smallest`` its smallest (checked against the lower
+    limit; default ``amplitudes``): a channel flat or scaled down in one recording is not
+    hidden by the subject's good ones.
+    """
     high, low = config.max_amplitude_uv, config.min_amplitude_uv
+    smallest = amplitudes if smallest is None else smallest
     flagged = {}
-    for name, amp in zip(ch_names, amplitudes, strict=True):
-        uv = float(amp) * 1e6
-        if (high is not None and not uv <= high) or (low is not None and uv < low):
+    for name, amp, least in zip(ch_names, amplitudes, smallest, strict=True):
+        uv, least_uv = float(amp) * 1e6, float(least) * 1e6
+        if high is not None and not uv <= high:
             flagged[str(name)] = round(uv, 1)
+        elif low is not None and not least_uv >= low:
+            flagged[str(name)] = round(least_uv, 1)
     return flagged
 
 
@@ -110,9 +120,10 @@ def describe(flagged: dict[str, float]) -> str:
 
 def check_amplitudes(
     ch_names: Sequence[str], amplitudes: Sequence[float], config: PreprocessingConfig,
-    where: str, subject: str,
+    where: str, subject: str, smallest: Sequence[float] | None = None,
 ) -> dict[str, float]:
-    """Apply ``config.amplitude_action`` to the channels outside the limits.
+    """Apply ``config.amplitude_action`` to the channels outside the limits (see
+    :func:`implausible_channels` for ``amplitudes`` and ``smallest``).
 
     Returns
     -------
@@ -125,7 +136,7 @@ def check_amplitudes(
         With ``amplitude_action: refuse``, when any channel is outside the limits: the
         message names the subject, channels, values, limits and the fixes.
     """
-    flagged = implausible_channels(ch_names, amplitudes, config)
+    flagged = implausible_channels(ch_names, amplitudes, config, smallest)
     if not flagged:
         return flagged
     what = (f"{where}: channel(s) {describe(flagged)} have a robust peak-to-peak amplitude "

@@ -77,11 +77,13 @@ class Preprocessed:
     notes : list of str
         Human-readable statements of special treatments (epoched source, skipped notch).
     amplitudes : dict of str to float
-        Robust peak-to-peak amplitude of every channel in µV (see
-        :mod:`eegcrp.preprocessing.amplitude`).
+        Robust peak-to-peak amplitude of every channel in µV, the largest over the
+        recording's segments (see :mod:`eegcrp.preprocessing.amplitude`).
     implausible : dict of str to float
         The channels outside the configured amplitude limits (kept with
         ``amplitude_action: warn``) -> their amplitude in µV.
+    smallest_amplitudes : dict of str to float
+        The smallest robust amplitude over the segments (what the lower limit checks).
     """
 
     windows: mne.EpochsArray
@@ -89,6 +91,7 @@ class Preprocessed:
     notes: list[str] = field(default_factory=list)
     amplitudes: dict[str, float] = field(default_factory=dict)
     implausible: dict[str, float] = field(default_factory=dict)
+    smallest_amplitudes: dict[str, float] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -302,6 +305,7 @@ class Preprocessor:
             # all trials form one segment for the amplitude (percentiles of 4-s trials
             # would be little more than their extremes)
             amplitude = robust_amplitude([np.concatenate(list(data), axis=-1)])
+            smallest = amplitude
             segments = list(self._finish(data, sfreq, where))
         else:
             segments, amplitudes = [], []
@@ -310,10 +314,13 @@ class Preprocessor:
                                     plan.notch)
                 amplitudes.append(robust_amplitude([data]))
                 segments.append(self._finish(data, sfreq, where))
-            amplitude = np.max(amplitudes, axis=0)
+            # the upper limit sees each channel's worst recording, the lower one its
+            # flattest: one good run must not hide a channel dead in another
+            amplitude, smallest = np.max(amplitudes, axis=0), np.min(amplitudes, axis=0)
         # measured after the band-pass, before the average spreads a bad channel (see
         # eegcrp.preprocessing.amplitude for why there)
-        implausible = check_amplitudes(rec.ch_names, amplitude, cfg, where, rec.subject)
+        implausible = check_amplitudes(rec.ch_names, amplitude, cfg, where, rec.subject,
+                                       smallest)
 
         up, down = self.ratio(sfreq) if not np.isclose(sfreq, cfg.sfreq) else (1, 1)
         src_starts = rec.starts()
@@ -356,7 +363,8 @@ class Preprocessor:
         continuous = self._continuous(rec, segments, seg_index, starts, n_trial, info)
         amplitudes = {name: float(a) * 1e6 for name, a in zip(rec.ch_names, amplitude,
                                                                strict=True)}
-        return Preprocessed(out, continuous, plan.notes, amplitudes, implausible)
+        least = {name: float(a) * 1e6 for name, a in zip(rec.ch_names, smallest, strict=True)}
+        return Preprocessed(out, continuous, plan.notes, amplitudes, implausible, least)
 
     def transform(self, data: Recording | mne.BaseEpochs, subject: str | None = None
                   ) -> mne.EpochsArray:

@@ -87,10 +87,11 @@ def prepare(
             hits += 1
             # the decision is re-made from the recorded amplitudes, with today's limits
             amplitudes = sidecar.get("amplitudes_uv") or {}
+            least = sidecar.get("min_amplitudes_uv") or amplitudes
             flagged = check_amplitudes(
                 list(amplitudes), [v * 1e-6 for v in amplitudes.values()],
                 config.preprocessing, f"{_source(loader, [subject])} (subject {subject})",
-                subject,
+                subject, [least.get(k, v) * 1e-6 for k, v in amplitudes.items()],
             )
         else:
             try:
@@ -103,6 +104,7 @@ def prepare(
                 "cache_key": key, "notes": result.notes, "n_windows": len(result.windows),
                 "n_trials": int(result.windows.metadata["trial"].nunique()),
                 "amplitudes_uv": result.amplitudes,
+                "min_amplitudes_uv": result.smallest_amplitudes,
             })
             windows = result.windows
             flagged = result.implausible
