@@ -163,6 +163,8 @@ def test_cache_key_covers_version_and_source_code(tmp_path: Path, monkeypatch) -
     assert hashes[0] != hashes[1] != hashes[2]
     assert hashes[2] == hashes[3] == hashes[4]  # io.py and config/ produce no cached content
     assert cache_key(cfg) != key
+    monkeypatch.undo()
+    cache_module.code_hash.cache_clear()  # later tests must see the real sources' hash
 
 
 def test_prepare_is_deterministic_without_cache(tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ def test_state_dicts_and_parameters_are_shared_both_ways():
 
 def test_engine_refuses_what_it_cannot_compute_exactly(caplog):
     thesis = build_model(ModelConfig(variant="thesis"), 4, 384, 2, 128.0)
-    with caplog.at_level("INFO"):
+    with caplog.at_level("INFO", logger="eegcrp.training.engine"):
         assert engine_for(thesis, "fast") is thesis  # the reference modules, said so
     assert "thesis variant runs on the reference engine" in caplog.text
     with pytest.raises(TrainingError, match="variant 'eegnet'"):
