@@ -40,6 +40,21 @@ def test_class_psd_shape_and_peak() -> None:
         abs(freqs - 10))].mean()
 
 
+def test_class_psd_equals_mne_compute_psd_in_any_chunking() -> None:
+    ds = synthetic_dataset(n_subjects=2, n_trials=5, n_times=384)
+    freqs, whole = class_psd(ds)
+    _, chunked = class_psd(ds, chunk_bytes=1)  # one window per call
+    np.testing.assert_array_equal(chunked, whole)
+    for i, (_, ep) in enumerate(ds):
+        ref = ep.compute_psd(method="welch", fmin=1.0, fmax=ds.sfreq / 2, verbose="error",
+                             n_fft=min(len(ep.times), int(2 * ds.sfreq)))
+        data, ref_freqs = ref.get_data(return_freqs=True)
+        np.testing.assert_array_equal(ref_freqs, freqs)
+        for k, name in enumerate(ds.classes):
+            mask = ep.events[:, 2] == ep.event_id[name]
+            np.testing.assert_allclose(whole[i, k], data[mask].mean(0), rtol=1e-12, atol=0)
+
+
 def test_data_section_adds_figures(tiny_study, tmp_path) -> None:
     report = mne.Report(verbose="error")
     add_data_section(report, report_context(tiny_study))
