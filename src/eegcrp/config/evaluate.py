@@ -39,9 +39,15 @@ class EvaluateConfig(ParallelSection):
     max_steps: int = Field(10, ge=2, description="Perturbation steps measured per curve.")
     n_random: int = Field(3, ge=1, description="Random removal orders (the reference).")
     max_windows: int = Field(32, ge=2, description="Held-out windows per fold (stratified).")
+    repetitions: int | None = Field(
+        1, ge=1, description="Training repetitions whose folds are evaluated (the first "
+        "ones); null = all. One gives every held-out subject one model, which the "
+        "per-subject checks need; each further repetition costs as much again and measures "
+        "the same explanation method on a model of the same data.",
+    )
     max_folds: int | None = Field(
-        None, ge=1, description="Folds evaluated (first in repetition, subject order); null = "
-        "every fold.",
+        None, ge=1, description="Folds evaluated (first in repetition, subject order, after "
+        "`repetitions`); null = every such fold.",
     )
     ig_steps: int = Field(16, ge=2, description="Integrated-gradients path steps.")
     conservation_tolerance: float = Field(

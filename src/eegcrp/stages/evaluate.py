@@ -1,7 +1,8 @@
 """Stage ``evaluate``: is each explanation faithful to its model, does it change when the model
 is randomised, and (simulated data) does it recover the planted effect?
 
-Per fold (``evaluate.max_folds`` of them, in repetition, subject order), on up to
+Per fold (those of the first ``evaluate.repetitions``, at most ``evaluate.max_folds`` of
+them, in repetition, subject order), on up to
 ``max_windows`` held-out windows of the fold's test subject (stratified by class, seeded):
 
 * every method (the LRP composites of ``evaluate.composites`` and the gradient baselines)
@@ -40,11 +41,18 @@ from .train import fold_records
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRODUCTS"]
+__all__ = ["PRODUCTS", "folds_to_evaluate"]
 
 #: The stage's CSV products.
 PRODUCTS = ("aopc", "curves", "conservation", "randomisation", "ground_truth",
             "concept_ablation", "cluster_ground_truth")
+
+
+def folds_to_evaluate(records: list[dict[str, Any]], ec: Any) -> list[dict[str, Any]]:
+    """The train folds ``ec`` (:class:`eegcrp.config.EvaluateConfig`) selects, in order."""
+    folds = [f for f in records
+             if ec.repetitions is None or int(f["repetition"]) < ec.repetitions]
+    return folds[: ec.max_folds] if ec.max_folds else folds
 
 
 def _pick(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -266,7 +274,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     prepared, train = ctx.inputs["prepare"], ctx.inputs["train"]
     explained: Manifest = ctx.inputs["explain"]
     dataset = load_prepared(prepared)
-    folds = fold_records(train)[: ec.max_folds] if ec.max_folds else fold_records(train)
+    folds = folds_to_evaluate(fold_records(train), ec)
     if not folds:
         raise ExplainError("the train manifest lists no folds; run `eegcrp train` first")
     channels = explained.extra.get("channels") or {}
