@@ -30,6 +30,8 @@ def study(tiny_study, tmp_path_factory, request):
 
     patch = pytest.MonkeyPatch()
     patch.setattr(sources, "fit_subject", flaky)
+    # the cache is shared with other tests' copies: fit here, whatever they kept there
+    patch.setattr("eegcrp.sources.reuse.recall", lambda path, key: None)
     try:
         run_stages(config, "concepts", "sources", "regions")
     finally:
@@ -81,6 +83,55 @@ def test_rerun_reuses_the_files(study):
     redone = {p.name for p in before if p.stat().st_mtime_ns != before[p]}
     assert redone == {"rep00_sub-S02.h5"}
     assert (study.output_dir / "sources" / "ica" / "sub-S02.h5").is_file()
+
+
+def test_a_kept_ica_is_reused_by_another_study_with_the_same_bytes(study, tmp_path,
+                                                                     monkeypatch):
+    import shutil
+
+    import eegcrp.sources as sources
+    from eegcrp.stages.manifest import Manifest
+
+    other = copy_study(study, tmp_path / "other")
+    shutil.rmtree(other.output_dir / "sources")
+    real = sources.fit_subject
+
+    def only_s02(raw, subject, **kwargs):  # S02 failed in `study`, so nothing was kept
+        assert subject == "S02", f"the kept ICA of {subject} was fitted again"
+        return real(raw, subject, **kwargs)
+
+    monkeypatch.setattr(sources, "fit_subject", only_s02)
+    run_stages(other, "sources")
+    records = Manifest.read(other.output_dir / "sources").extra["subjects"]
+    assert records["S01"]["reused_from_cache"] and records["S03"]["reused_from_cache"]
+    for name in ("sub-S01.h5", "sub-S03.h5"):
+        assert (other.output_dir / "sources" / "ica" / name).read_bytes() == (
+            study.output_dir / "sources" / "ica" / name).read_bytes()
+
+
+def test_a_kept_ica_with_another_key_or_damaged_is_not_reused(tmp_path):
+    from eegcrp.sources.reuse import memo_key, recall, remember
+
+    ica = sources_ica()
+    key = memo_key("0" * 64, {"method": "picard"})
+    assert key != memo_key("1" * 64, {"method": "picard"})
+    assert key != memo_key("0" * 64, {"method": "infomax"})
+    path = tmp_path / "ica" / "sub-A-x.h5"
+    remember(ica, path, key)
+    again = recall(path, key)
+    np.testing.assert_array_equal(again.unmixing, ica.unmixing)
+    assert recall(path, "another") is None
+    path.write_bytes(path.read_bytes()[:100])  # truncated by a killed writer
+    assert recall(path, key) is None
+
+
+def sources_ica():
+    from eegcrp.sources import SubjectICA
+
+    rng = np.random.default_rng(0)
+    return SubjectICA("A", ["C3", "Cz", "C4"], rng.standard_normal((2, 3)),
+                      rng.standard_normal((3, 2)), np.zeros(3), np.full((2, 7), 1 / 7),
+                      np.array([0.6, 0.3]), {"method": "picard"})
 
 
 def test_regions_products(study):

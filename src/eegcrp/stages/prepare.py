@@ -27,7 +27,7 @@ from .registry import Stage, StageContext, register
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["channel_table", "load_prepared"]
+__all__ = ["cache_files_of", "channel_table", "load_prepared"]
 
 _BIPOLAR = mne.io.constants.FIFF.FIFFV_COIL_EEG_BIPOLAR
 
@@ -78,7 +78,7 @@ def _cache_reference(config: StudyConfig, files: dict[str, dict[str, Any]], key:
             "files": names}
 
 
-def _cache_files_of(manifest: Manifest) -> tuple[Path, dict[str, dict[str, Any]]]:
+def cache_files_of(manifest: Manifest) -> tuple[Path, dict[str, dict[str, Any]]]:
     """The cache folder a ``prepare`` manifest refers to, and its files as absolute paths.
 
     Manifests written before references were relative hold absolute paths: kept as they are.
@@ -143,7 +143,7 @@ def load_prepared(manifest: Manifest, subjects: list[str] | None = None, *,
     """
     extra = manifest.extra
     desc = extra["dataset"]
-    folder, files = _cache_files_of(manifest)
+    folder, files = cache_files_of(manifest)
     wanted = list(desc["subjects"]) if subjects is None else [str(s) for s in subjects]
     epochs = {}
     for subject in wanted:

@@ -1,7 +1,9 @@
 """Stage ``sources``: relevance of independent components, brain vs non-brain (pipeline C).
 
 1. Per subject whose windows the explain store selected: ICA of the cached continuous data
-   with ICLabel labels (:func:`eegcrp.sources.fit_subject`), ``sources/ica/sub-<id>.h5``.
+   with ICLabel labels (:func:`eegcrp.sources.fit_subject`), ``sources/ica/sub-<id>.h5``;
+   a decomposition of the same recording with the same settings kept in the cache by an
+   earlier study is copied instead of fitted again (:mod:`eegcrp.sources.reuse`).
    Subjects run through :func:`eegcrp.parallel.parallel_map`; a subject whose ICA fails
    (does not converge) is recorded in ``extra["failed"]`` and the others go on.
 2. Per explain fold: every selected heatmap through the ICA virtual layer
@@ -30,7 +32,7 @@ import pandas as pd
 from ..config import SourcesConfig
 from ..io import atomic_path
 from .manifest import Manifest
-from .prepare import load_prepared
+from .prepare import cache_files_of, load_prepared
 from .registry import Stage, StageContext, register, stage_folder
 
 logger = logging.getLogger(__name__)
@@ -44,33 +46,49 @@ def _limits(threads: int | None) -> Any:
     return threadpool_limits(int(threads or 1))
 
 
+def _ica_settings(sc: SourcesConfig) -> dict[str, Any]:
+    """The arguments of :func:`eegcrp.sources.fit_subject` besides the data."""
+    return {"method": sc.method, "n_components": sc.n_components, "band": list(sc.band),
+            "data": sc.data, "max_iter": sc.max_iter, "seed": int(sc.seed or 0),
+            "min_samples_factor": sc.min_samples_factor}
+
+
 def _fit_task(subject: str, prepared: Manifest, sc: SourcesConfig, out_path: Path,
               identity: str, threads: int | None) -> dict[str, Any]:
-    """Fit and label one subject's ICA (runs in a worker)."""
+    """Fit and label one subject's ICA, or reuse the one kept in the cache (in a worker)."""
     import torch
 
     from ..preprocessing.cache import load_continuous
     from ..sources import SourcesError, fit_subject
+    from ..sources.reuse import memo_key, memo_path, recall, remember
 
     start = time.perf_counter()
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(threads or 1))
-    try:
-        with _limits(threads):
-            raw = load_continuous(load_prepared(prepared, [subject]), subject)
-            try:
-                ica = fit_subject(raw, subject, method=sc.method, n_components=sc.n_components,
-                                  band=sc.band, data=sc.data, max_iter=sc.max_iter,
-                                  seed=int(sc.seed or 0),
-                                  min_samples_factor=sc.min_samples_factor)
-            except SourcesError as exc:
-                logger.warning("subject %s left out of the sources stage: %s", subject, exc)
-                return {"subject": subject, "ok": False, "error": str(exc)}
-            ica.save(out_path, {"identity": identity})
-    finally:
-        torch.set_num_threads(old)
+    settings = _ica_settings(sc)
+    folder, files = cache_files_of(prepared)
+    key = memo_key(files[subject]["sha256"]["continuous"], settings)
+    kept = memo_path(folder, subject, key)
+    ica = recall(kept, key)
+    if ica is None:
+        old = torch.get_num_threads()
+        torch.set_num_threads(int(threads or 1))
+        try:
+            with _limits(threads):
+                raw = load_continuous(load_prepared(prepared, [subject]), subject)
+                try:
+                    ica = fit_subject(raw, subject, **settings)
+                except SourcesError as exc:
+                    logger.warning("subject %s left out of the sources stage: %s", subject,
+                                   exc)
+                    return {"subject": subject, "ok": False, "error": str(exc)}
+        finally:
+            torch.set_num_threads(old)
+        remember(ica, kept, key)
+        reused = False
+    else:
+        reused = True
+    ica.save(out_path, {"identity": identity})
     return {"subject": subject, "ok": True, **_ica_record(ica, out_path),
-            "wall_time_s": round(time.perf_counter() - start, 3)}
+            "reused_from_cache": reused, "wall_time_s": round(time.perf_counter() - start, 3)}
 
 
 def _ica_record(ica: Any, path: Path) -> dict[str, Any]:
@@ -240,6 +258,9 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     tasks = ((s, prepared, sc, ctx.folder / "ica" / f"sub-{s}.h5", identity)
              for s in pending)
     for rec in parallel_map(_fit_task, tasks, sc, n_tasks=len(pending), what="subject ICAs"):
+        if rec.get("reused_from_cache"):
+            logger.info("sources: the ICA of subject %s is the one kept in the cache (same "
+                        "recording and settings)", rec["subject"])
         if rec["ok"]:
             records[rec["subject"]] = rec
             ctx.manifest.add_product(ctx.folder, rec["file"])

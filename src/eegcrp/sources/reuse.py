@@ -1,0 +1,88 @@
+"""Reuse of subject ICAs across studies of the same prepared data.
+
+A subject's decomposition depends on its cached continuous recording and on the ICA
+settings only, never on the models: a study retrained with other repetitions, seeds or
+engine, a confound control that keeps the preprocessing, or a second study sharing a cache
+root would otherwise refit the same ICA (minutes per subject at 64 channels). Each fitted
+decomposition is therefore also kept beside the cached data it came from
+(``<cache folder>/ica/sub-<id>-<key>.h5``), under a key of everything that decides it:
+the recording's SHA-256, the ICA settings, the versions of the packages that compute it
+and the source of :mod:`.ica`. The run folder still gets its own copy, so its results are
+read from the run folder alone; the copy holds exactly what a fresh fit would have written.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from ..config import config_hash
+from ..io import sha256_file
+from .ica import SubjectICA
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MEMO_FOLDER", "memo_key", "memo_path", "recall", "remember"]
+
+#: Folder of the kept decompositions, inside the preprocessing cache folder.
+MEMO_FOLDER = "ica"
+#: Packages whose numbers the decomposition and its labels are.
+_PACKAGES = ("eegcrp", "numpy", "scipy", "mne", "python-picard", "mne-icalabel", "torch",
+             "onnxruntime")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def memo_key(recording_sha256: str, settings: dict[str, Any]) -> str:
+    """Key of one subject's decomposition.
+
+    Parameters
+    ----------
+    recording_sha256 : str
+        SHA-256 of the cached continuous recording (the ``prepare`` manifest's).
+    settings : dict
+        Every argument of :func:`eegcrp.sources.fit_subject` besides the data.
+    """
+    code = sha256_file(Path(__file__).with_name("ica.py"))
+    return config_hash({"recording": recording_sha256, "settings": settings,
+                        "versions": _versions(), "code": code})
+
+
+def memo_path(cache_folder: Path, subject: str, key: str) -> Path:
+    """Where the decomposition of ``subject`` with ``key`` is kept."""
+    return Path(cache_folder) / MEMO_FOLDER / f"sub-{subject}-{key}.h5"
+
+
+def recall(path: Path, key: str) -> SubjectICA | None:
+    """The kept decomposition at ``path`` when it is intact and has ``key``, else None."""
+    if not path.is_file():
+        return None
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            if str(f.attrs.get("memo_key", "")) != key:
+                return None
+        return SubjectICA.load(path)
+    except Exception as exc:  # truncated or foreign file: fit again, overwrite it later
+        logger.warning("kept ICA %s is unreadable (%s); fitting again", path, exc)
+        return None
+
+
+def remember(ica: SubjectICA, path: Path, key: str) -> None:
+    """Keep ``ica`` at ``path`` (atomically; a read-only cache only loses the reuse)."""
+    try:
+        ica.save(path, {"memo_key": key})
+    except OSError as exc:
+        logger.warning("could not keep the ICA of subject %s in %s (%s); later studies fit "
+                       "it again", ica.subject, path.parent, exc)
