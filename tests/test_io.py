@@ -21,3 +21,18 @@ def test_remove_temporary_reaches_every_sub_folder(tmp_path):
     assert remove_temporary(stage) == 0
     assert remove_temporary(tmp_path / "missing") == 0
 
+
+
+def test_atomic_files_get_the_permissions_of_a_normal_write(tmp_path):
+    import os
+    import stat
+
+    from eegcrp.io import _umask, write_text_atomic
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert _umask() == mask  # read without changing it
+    write_text_atomic(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    mode = stat.S_IMODE((tmp_path / "a.txt").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o666 & ~mask

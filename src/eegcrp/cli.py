@@ -87,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``eegcrp`` command; returns the exit status."""
     args = _parser().parse_args(argv)
     _setup_logging(args.verbose, args.quiet)
+    from .training import retain_freed_memory
+
+    retain_freed_memory(children=True)  # process-wide: here, once, never in the library
     try:
         if args.command == "demo":
             config = demo_config(args.overrides, args.out)

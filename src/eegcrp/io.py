@@ -10,6 +10,7 @@ run of the stage that owns the folder (:func:`remove_temporary`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -32,6 +33,7 @@ __all__ = [
     "sha256_file",
     "versions",
     "write_bytes_atomic",
+    "write_csv_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -40,13 +42,18 @@ __all__ = [
 TMP_PREFIX = ".tmp-"
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
+@functools.cache
+def _umask() -> int:
+    """The process umask, read once when first needed (not at import)."""
+    try:  # Linux states it; reading it does not change it, as os.umask would
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere only os.umask tells, by setting it
     os.umask(mask)
     return mask
-
-
-_UMASK = _current_umask()
 
 
 @contextlib.contextmanager
@@ -64,7 +71,7 @@ def atomic_path(target: str | Path, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp creates 0600; use normal permissions
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp creates 0600; use normal permissions
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -93,6 +100,13 @@ def nan_to_none(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [nan_to_none(v) for v in value]
     return value
+
+
+def write_csv_atomic(target: str | Path, frame: Any, index: bool = False) -> None:
+    """Write a :class:`pandas.DataFrame` as CSV to ``target`` atomically (the one CSV
+    writer of the package)."""
+    with atomic_path(target, ".csv") as tmp:
+        frame.to_csv(tmp, index=index)
 
 
 def write_json_atomic(target: str | Path, obj: Any, indent: int = 1) -> None:

@@ -13,7 +13,7 @@ from eegcrp.report import ReportContext, build_report
 from eegcrp.report.relevance_section import add_relevance_section, summarise_relevance
 from eegcrp.stages.report import report_context
 from eegcrp.store import open_relevance
-from tests.conftest import copy_study, run_stages, tiny_config
+from tests.helpers import copy_study, run_stages, tiny_config
 
 TITLES = ("Concept relevance", "Explanation settings and conservation", "Relevance spectra",
           "Band relevance topographies", "Band power topographies")
@@ -86,9 +86,10 @@ def test_two_folds_three_channels(tmp_path) -> None:
         assert title in html
     assert "2 held-out subject(s) x 1 repetition(s)" in html
     assert n_images(html, tmp_path) == 3
+    assert "drawn as one bar per channel" in html  # 3 sites: no interpolated scalp map
 
 
-def test_no_topomaps_without_positions(tiny_study, tmp_path) -> None:
+def test_bars_per_channel_without_positions(tiny_study, tmp_path) -> None:
     config = copy_study(tiny_study, tmp_path / "copy")
     path = config.output_dir / "explain" / "manifest.json"
     manifest = json.loads(path.read_text())
@@ -99,8 +100,9 @@ def test_no_topomaps_without_positions(tiny_study, tmp_path) -> None:
     add_relevance_section(report, ReportContext(config, report_context(tiny_study).dataset, {}))
     html = _html(report, tmp_path / "r.html")
     assert "Relevance spectra" in html
-    assert "No band topographies" in html and "Band power topographies" not in html
-    assert n_images(html, tmp_path) == 1
+    # no scalp map is interpolated without positions: the band values are bars per channel
+    assert "drawn as one bar per channel" in html and "Band power topographies" in html
+    assert n_images(html, tmp_path) == 3
 
 
 def test_no_section_without_explain_results(tiny_study, tmp_path) -> None:

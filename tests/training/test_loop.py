@@ -15,7 +15,8 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from eegcrp.config import ModelConfig
 from eegcrp.models import build_model
 from eegcrp.training import normalize_windows, train_model
-from tests.training.conftest import SFREQ, tconfig
+from tests.helpers import TRAIN_SFREQ as SFREQ
+from tests.helpers import tconfig
 
 
 def test_normalize_windows():
@@ -146,6 +147,22 @@ def test_retain_freed_memory_is_process_wide_and_respects_user_tunables():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc malloc tunables")
+def test_the_command_line_tunes_malloc_once_for_itself_and_its_workers():
+    env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES",
+                                                            "MALLOC_MMAP_THRESHOLD_",
+                                                            "MALLOC_TRIM_THRESHOLD_")}
+    code = ("import os, eegcrp.cli as c, eegcrp.training.loop as L; "
+            "print(L._malloc_tuned); "
+            "rc = c.main(['prepare', '/nonexistent.yaml', '-q']); "
+            "print(L._malloc_tuned, os.environ.get('MALLOC_MMAP_THRESHOLD_'), rc)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    # importing the library (and train_model) tunes nothing; the command does, and
+    # exports the thresholds for the workers it starts (a bad config still exits 2)
+    assert out == ["None", "True", str(32 << 20), "2"]
 
 
 def test_balanced_accuracy_ties_compare_equal():

@@ -40,7 +40,14 @@ logger = logging.getLogger(__name__)
 
 _FILE = re.compile(r"^S(\d+)\.mat$")
 #: The 64 BioSemi channels in the order of MNE's ``biosemi64`` montage (= the data columns).
-CHANNELS: list[str] = list(mne.channels.make_standard_montage("biosemi64").ch_names)
+# (written out, not built at import; tests/data/test_kul.py checks it against MNE's)
+CHANNELS: list[str] = [
+    "Fp1", "AF7", "AF3", "F1", "F3", "F5", "F7", "FT7", "FC5", "FC3", "FC1", "C1", "C3", "C5",
+    "T7", "TP7", "CP5", "CP3", "CP1", "P1", "P3", "P5", "P7", "P9", "PO7", "PO3", "O1", "Iz",
+    "Oz", "POz", "Pz", "CPz", "Fpz", "Fp2", "AF8", "AF4", "AFz", "Fz", "F2", "F4", "F6", "F8",
+    "FT8", "FC6", "FC4", "FC2", "FCz", "Cz", "C2", "C4", "C6", "T8", "TP8", "CP6", "CP4",
+    "CP2", "P2", "P4", "P6", "P8", "P10", "PO8", "PO4", "O2",
+]
 EVENT_ID = {"left_ear": 1, "right_ear": 2}
 _EAR = {"L": "left_ear", "R": "right_ear"}
 #: The release stores microvolts; multiply to get volts.

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+
+from .figures import subplots
 
 __all__ = ["OKABE_ITO", "agreement_figure", "atlas_figure", "cluster_style", "metrics_figure",
            "models_figure", "scatter_figure", "spectra_figure", "topography_figure"]
@@ -61,8 +61,8 @@ def _label(row: pd.Series) -> str:
 
 def scatter_figure(filters: pd.DataFrame, classes: list[str]) -> Figure:
     """Pooled UMAP embedding per class, filters coloured by cluster."""
-    fig, axes = plt.subplots(1, len(classes), figsize=(4.4 * len(classes) + 0.6, 4.2),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(1, len(classes), figsize=(4.4 * len(classes) + 0.6, 4.2),
+                         layout="constrained", squeeze=False)
     for ax, cls in zip(axes[0], classes, strict=True):
         sub = filters[(filters["class"] == cls) & filters["valid"].fillna(False).astype(bool)]
         names = _order(sub["cluster_pooled"].unique())
@@ -86,8 +86,8 @@ def metrics_figure(clusters: pd.DataFrame, classes: list[str]) -> Figure:
     cols = [("n_filters", "filters", "filters"), ("n_models", "models", "models contributing"),
             ("mean_relevance", "mean relevance", f"relevance per window ({_UNIT})"),
             ("coherence", "coherence", "1 / mean pairwise distance")]
-    fig, axes = plt.subplots(len(classes), len(cols), figsize=(13.0, 2.6 * len(classes) + 0.6),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(len(classes), len(cols), figsize=(13.0, 2.6 * len(classes) + 0.6),
+                         layout="constrained", squeeze=False)
     for r, cls in enumerate(classes):
         sub = clusters[(clusters["class"] == cls) & (clusters["scope"] == "pooled")]
         labels = [_label(row) for _, row in sub.iterrows()]
@@ -112,8 +112,8 @@ def metrics_figure(clusters: pd.DataFrame, classes: list[str]) -> Figure:
 
 def models_figure(filters: pd.DataFrame, classes: list[str]) -> Figure:
     """Stacked bars: filters of each held-out subject's models per pooled cluster."""
-    fig, axes = plt.subplots(len(classes), 1, figsize=(9.0, 2.7 * len(classes) + 0.5),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(len(classes), 1, figsize=(9.0, 2.7 * len(classes) + 0.5),
+                         layout="constrained", squeeze=False)
     for ax, cls in zip(axes[:, 0], classes, strict=True):
         sub = filters[(filters["class"] == cls) & (filters["cluster_pooled"] != "excluded")]
         table = pd.crosstab(sub["subject"], sub["cluster_pooled"])
@@ -139,8 +139,8 @@ def spectra_figure(clusters: pd.DataFrame, arrays: Any, classes: list[str],
                    bands: dict[str, tuple[float, float]], max_clusters: int = 6) -> Figure:
     """Relevance spectra of the ``max_clusters`` largest pooled clusters and NC: mean over
     filters and +-1 SD."""
-    fig, axes = plt.subplots(1, len(classes), figsize=(5.0 * len(classes) + 0.5, 3.6),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(1, len(classes), figsize=(5.0 * len(classes) + 0.5, 3.6),
+                         layout="constrained", squeeze=False)
     freqs = np.asarray(arrays["freq"].values, np.float64)
     xmax = min(float(freqs[-1]), max(hi for _, hi in bands.values()))
     for ax, cls in zip(axes[0], classes, strict=True):
@@ -200,8 +200,8 @@ def topography_figure(power: np.ndarray, relevance: np.ndarray, topo: Any,
     rlim = float(np.nanmax(np.abs(relevance), initial=0.0)) or 1.0
     rows = [(pvals, plim, "viridis" if display == "db" else "Reds", punit),
             (relevance, (-rlim, rlim), "RdBu_r", f"relevance ({_UNIT} per window)")]
-    fig, axes = plt.subplots(2, len(names), figsize=(1.9 * len(names) + 1.4, 4.3),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(2, len(names), figsize=(1.9 * len(names) + 1.4, 4.3),
+                         layout="constrained", squeeze=False)
     for r, (values, vlim, cmap, unit) in enumerate(rows):
         im = None
         for b, band in enumerate(names):
@@ -212,15 +212,15 @@ def topography_figure(power: np.ndarray, relevance: np.ndarray, topo: Any,
                                              show=False, cmap=cmap, vlim=vlim, contours=0,
                                              sensors=True, image_interp="linear")
             else:
-                norm = plt.Normalize(*vlim)
+                norm = Normalize(*vlim)
                 ax.bar(np.arange(len(ch_names)), np.nan_to_num(values[:, b]),
-                       color=plt.get_cmap(cmap)(norm(np.nan_to_num(values[:, b]))),
+                       color=colormaps.get_cmap(cmap)(norm(np.nan_to_num(values[:, b]))),
                        edgecolor="0.2", lw=0.4)
                 ax.set_xticks(np.arange(len(ch_names)), ch_names, fontsize=7)
                 ax.set_ylim(*vlim)
                 if b == 0:
                     ax.set_ylabel(unit, fontsize=7)
-                im = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+                im = ScalarMappable(norm=norm, cmap=cmap)
             if r == 0:
                 lo, hi = bands[band]
                 ax.set_title(f"{band}\n{lo:g}-{hi:g} Hz", fontsize=9)
@@ -233,7 +233,7 @@ def topography_figure(power: np.ndarray, relevance: np.ndarray, topo: Any,
 
 def agreement_figure(agreement: pd.DataFrame, classes: list[str]) -> Figure:
     """Mean correlation (+-SD, dots: pairs) of same vs different held-out subjects."""
-    fig, ax = plt.subplots(figsize=(2.6 * len(classes) + 1.5, 3.4), layout="constrained")
+    fig, ax = subplots(figsize=(2.6 * len(classes) + 1.5, 3.4), layout="constrained")
     rng = np.random.default_rng(0)
     width = 0.38
     for c, cls in enumerate(classes):
@@ -265,9 +265,9 @@ def atlas_figure(entries: list[dict[str, Any]], sfreq: float, ch_names: list[str
     activation and relevance time courses. ``entries``: dicts with ``key``, ``heatmaps``
     (w, C, T), ``activation`` and ``relevance`` (w, T_layer), ``layer_times``."""
     n_win = max(1, max(len(e["heatmaps"]) for e in entries))
-    fig, axes = plt.subplots(len(entries), n_win + 1, squeeze=False,
-                             figsize=(2.7 * n_win + 3.4, 2.4 * len(entries) + 0.6),
-                             layout="constrained")
+    fig, axes = subplots(len(entries), n_win + 1, squeeze=False,
+                         figsize=(2.7 * n_win + 3.4, 2.4 * len(entries) + 0.6),
+                         layout="constrained")
     # at most ~32 channel labels: more are unreadable at any size the figure allows
     every = max(1, -(-len(ch_names) // 32))
     ticks = np.arange(0, len(ch_names), every)

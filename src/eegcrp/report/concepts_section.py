@@ -11,11 +11,6 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
 import pandas as pd
@@ -32,7 +27,7 @@ from .concepts_figures import (
     spectra_figure,
     topography_figure,
 )
-from .relevance_section import positions_info
+from .topography import scalp_info
 
 __all__ = ["SECTION", "add_concepts_section", "atlas_clusters"]
 
@@ -188,7 +183,6 @@ def add_concepts_section(report: mne.Report, ctx: Any) -> None:
     ]
     for title, fig, caption in figures:
         report.add_figure(fig, title=title, caption=caption, section=SECTION)
-        plt.close(fig)
     _topographies(report, c, run, cfg, classes, bands, sfreq)
     report.add_html(_stability_html(c, classes), title="Cluster stability", section=SECTION)
     reps = int(c.manifest.get("extra", {}).get("summary", {}).get("repetitions", 1))
@@ -198,7 +192,6 @@ def add_concepts_section(report: mne.Report, ctx: Any) -> None:
                           caption="Correlation of the models' spectral relevance: models of "
                           "the same held-out subject (retrained) vs of different subjects; "
                           "same >> different means the explanation depends on the subject.")
-        plt.close(fig)
     else:
         report.add_html("<p>Model agreement (same vs different held-out subject) needs at "
                         "least two repetitions (training.repetitions >= 2).</p>",
@@ -208,7 +201,7 @@ def add_concepts_section(report: mne.Report, ctx: Any) -> None:
 
 def _topographies(report: mne.Report, c: Any, run: Any, cfg: Any, classes: list[str],
                   bands: dict[str, tuple[float, float]], sfreq: float) -> None:
-    topo = positions_info(run.channels, sfreq)
+    topo = scalp_info(run.channels, sfreq)
     ch_names = [str(n) for n in c.arrays["channel"].values]
     kind = "scalp maps" if topo is not None else "per-channel bars (bipolar channels or no " \
         "scalp positions)"
@@ -228,7 +221,6 @@ def _topographies(report: mne.Report, c: Any, run: Any, cfg: Any, classes: list[
                 fig = topography_figure(power, rel, topo, ch_names, bands, cfg.power_display,
                                         title)
             except (ValueError, RuntimeError) as exc:  # e.g. collinear sensor positions
-                plt.close("all")
                 report.add_html(f"<p>Topography skipped: {_esc(exc)}</p>",
                                 title=f"Topographies {cls} {row['cluster']}", section=SECTION)
                 continue
@@ -237,7 +229,6 @@ def _topographies(report: mne.Report, c: Any, run: Any, cfg: Any, classes: list[
                 caption=f"Top row: input power of the filters' selected windows; bottom row: "
                 f"their relevance (red: for, blue: against the class), mean over the "
                 f"cluster's filters, per band ({kind}; colour limits shared within a row).")
-            plt.close(fig)
 
 
 def _atlas(report: mne.Report, c: Any, run: Any, cfg: Any, classes: list[str],
@@ -258,7 +249,6 @@ def _atlas(report: mne.Report, c: Any, run: Any, cfg: Any, classes: list[str],
                 "highest-ranked reference windows (conditional input heatmaps, red: for the "
                 "class) and, last, the windows' activation and relevance time courses at the "
                 "layer (each scaled to its maximum; activation oriented as in the descriptor).")
-            plt.close(fig)
             shown += 1
     if not shown:
         report.add_html("<p>No concept atlas: no cluster is stable.</p>",

@@ -5,17 +5,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # headless: reports are written on servers and in CI
-
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
 from matplotlib.figure import Figure
 
 from ..config import DEFAULT_BANDS
 from ..data.base import EEGDataset
+from .figures import subplots
 from .topography import draw_channels
 
 __all__ = ["DEFAULT_BANDS", "add_data_section", "amplitude_check_html", "class_psd",
@@ -122,7 +118,7 @@ def _psd_figure(dataset: EEGDataset, freqs: np.ndarray, psd: np.ndarray) -> Figu
     """Mean log-PSD per class (mean over channels, shaded: SEM across subjects)."""
     log = 10 * np.log10(psd * 1e12)  # dB re 1 µV²/Hz
     per_subject = np.nanmean(log, axis=2)  # subjects x classes x freqs
-    fig, ax = plt.subplots(figsize=(7, 4), layout="constrained")
+    fig, ax = subplots(figsize=(7, 4), layout="constrained")
     n = np.sum(np.isfinite(per_subject), axis=0)
     for k, name in enumerate(dataset.classes):
         mean = np.nanmean(per_subject[:, k], axis=0)
@@ -147,8 +143,8 @@ def _band_difference_figure(
     if len(dataset.classes) < 2:
         return None
     bands = {k: v for k, v in bands.items() if v[0] < freqs[-1]}
-    fig, axes = plt.subplots(1, len(bands), figsize=(2.4 * len(bands), 2.8),
-                             layout="constrained")
+    fig, axes = subplots(1, len(bands), figsize=(2.4 * len(bands), 2.8),
+                         layout="constrained")
     axes = np.atleast_1d(axes)
     diffs = []
     for lo, hi in bands.values():
@@ -200,14 +196,12 @@ def add_data_section(report: mne.Report, ctx: Any) -> mne.Report:
         fig = mne.viz.plot_sensors(info, show_names=True, show=False)
         fig.suptitle("Sensor layout")
         report.add_figure(fig, title="Sensor layout", section=section)
-        plt.close(fig)
     freqs, psd = class_psd(dataset)
     fig = _psd_figure(dataset, freqs, psd)
     report.add_figure(fig, title="Per-class power spectra", section=section,
                       caption="Read: the classes' spectra should differ in the bands the task "
                               "modulates; a peak at the mains frequency means the notch did "
                               "not work.")
-    plt.close(fig)
     fig = None if bipolar else _band_difference_figure(dataset, freqs, psd,
                                                        bands or DEFAULT_BANDS, channels)
     if fig is not None:
@@ -216,5 +210,4 @@ def add_data_section(report: mne.Report, ctx: Any) -> mne.Report:
             caption="Read: red where the second class has more power than the first, blue "
                     "where less (mean over subjects, dB); a task effect should appear where "
                     "the literature expects it, not at the edge electrodes (artefacts).")
-        plt.close(fig)
     return report

@@ -5,15 +5,11 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
 
 from ..data.base import EEGDataset
+from .figures import subplots
 
 __all__ = ["add_ground_truth_section"]
 
@@ -61,7 +57,7 @@ def add_ground_truth_section(report: mne.Report, ctx: Any) -> None:
     maps += [(a["name"], np.asarray(a["pattern"])[index]) for a in gt["artifacts"]]
     if len(dataset.ch_names) < 3 or not maps:
         return
-    fig, axes = plt.subplots(1, len(maps), figsize=(2.1 * len(maps), 2.5), layout="constrained")
+    fig, axes = subplots(1, len(maps), figsize=(2.1 * len(maps), 2.5), layout="constrained")
     for ax, (name, pattern) in zip(np.atleast_1d(axes), maps, strict=True):
         lim = float(np.abs(pattern).max()) or 1.0
         mne.viz.plot_topomap(pattern, info, axes=ax, show=False, cmap="RdBu_r",
@@ -69,4 +65,3 @@ def add_ground_truth_section(report: mne.Report, ctx: Any) -> None:
         ax.set_title(name, fontsize=9)
     fig.suptitle("Scalp patterns of the planted sources (peak-normalised)")
     report.add_figure(fig, title="Source patterns", section=section)
-    plt.close(fig)

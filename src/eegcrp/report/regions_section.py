@@ -11,17 +11,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
 from matplotlib.figure import Figure
 
 from ..regions import load_regions
-from .relevance_section import positions_info
+from .figures import subplots
+from .topography import scalp_info
 
 __all__ = ["add_regions_section"]
 
@@ -30,7 +26,7 @@ SECTION = "Scalp regions x bands"
 
 def _region_map(layout: Any, channels: dict[str, Any]) -> Figure | None:
     """One head per region: its channels dark, the others light."""
-    pos = positions_info(channels, 128.0)
+    pos = scalp_info(channels, 128.0)
     if pos is None:  # bipolar or no positions: no scalp maps
         return None
     info, keep = pos
@@ -38,8 +34,8 @@ def _region_map(layout: Any, channels: dict[str, Any]) -> Figure | None:
     regions = list(layout.regions)
     ncols = min(7, len(regions))
     nrows = int(np.ceil(len(regions) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.7 * ncols, 1.9 * nrows),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(1.7 * ncols, 1.9 * nrows),
+                         layout="constrained", squeeze=False)
     for ax, region in zip(axes.ravel(), regions, strict=False):
         mask = np.array([n in layout.regions[region] for n in names])
         mne.viz.plot_topomap(np.zeros(len(names)), info, axes=ax, show=False, cmap="Greys",
@@ -58,9 +54,9 @@ def _grid(cells: Any, classes: list[str], value: str, title: str, label: str,
           log2: bool) -> Figure:
     regions = list(dict.fromkeys(cells["region"]))
     bands = list(dict.fromkeys(cells["band"]))
-    fig, axes = plt.subplots(1, len(classes), figsize=(2.0 + 1.0 * len(bands) * len(classes),
+    fig, axes = subplots(1, len(classes), figsize=(2.0 + 1.0 * len(bands) * len(classes),
                                                       1.2 + 0.32 * len(regions)),
-                             layout="constrained", squeeze=False, sharey=True)
+                         layout="constrained", squeeze=False, sharey=True)
     grids = []
     for cls in classes:
         part = cells[cells["_group"] == cls].set_index(["region", "band"])
@@ -154,4 +150,3 @@ def add_regions_section(report: mne.Report, ctx: Any) -> None:
     for title, fig, caption in figures:
         if fig is not None:
             report.add_figure(fig, title=title, caption=caption, section=SECTION)
-            plt.close(fig)

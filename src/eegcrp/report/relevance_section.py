@@ -24,21 +24,21 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
 from ..errors import StoreError
 from ..relevance.spectral import band_mean, band_sum
 from ..store import RelevanceRun, open_relevance
+from .figures import subplots
+from .topography import draw_channels, scalp_info
 
-__all__ = ["RelevanceSummary", "add_relevance_section", "positions_info",
+__all__ = ["RelevanceSummary", "add_relevance_section",
            "summarise_relevance"]
 
 _UNIT = "relevance (logit units)"
@@ -106,9 +106,8 @@ def summarise_relevance(run: RelevanceRun) -> RelevanceSummary:
     meta = run.meta
     totals, counts = [], []
     for fold in run.folds:
-        with fold.open() as f:
-            totals.append(f["summary/total_relevance"][()].astype(np.float64))
-            counts.append(f["summary/n_selected"][()].astype(np.int64))
+        totals.append(fold.summary("total_relevance").values.astype(np.float64))
+        counts.append(fold.summary("n_selected").values.astype(np.int64))
     total = np.stack(totals)
     n_sel = np.stack(counts)
     denom = np.abs(total).sum(-1, keepdims=True)
@@ -121,10 +120,9 @@ def summarise_relevance(run: RelevanceRun) -> RelevanceSummary:
     power = np.zeros_like(spec)
     for fold, n in zip(run.folds, n_sel, strict=True):
         w = n.astype(np.float64)[..., None, None]
-        with fold.open() as f:
-            spec += np.nan_to_num(f["summary/spectral_relevance_sum"][()].astype(np.float64))
-            pm = f["summary/power_mean"][()].astype(np.float64)
-            power += np.where(w > 0, np.nan_to_num(pm), 0.0) * w
+        spec += np.nan_to_num(fold.summary("spectral_relevance_sum").values.astype(np.float64))
+        pm = fold.summary("power_mean").values.astype(np.float64)
+        power += np.where(w > 0, np.nan_to_num(pm), 0.0) * w
     with np.errstate(invalid="ignore", divide="ignore"):
         div = np.where(n_total > 0, n_total, np.nan).astype(np.float64)
         spec /= div[..., None, None]
@@ -231,11 +229,11 @@ def _shade_bands(ax: Any, bands: dict[str, tuple[float, float]], xmax: float) ->
 def _spectra_figure(s: RelevanceSummary, bands: dict[str, tuple[float, float]]) -> Figure:
     """Relevance per frequency bin of every filter, per class (mean over channels, folds and
     the selected windows of all filters)."""
-    fig, ax = plt.subplots(figsize=(6.0, 3.4), layout="constrained")
+    fig, ax = subplots(figsize=(6.0, 3.4), layout="constrained")
     xmax = float(s.freqs[-1])
     spec = _nanmean(s.spectral, axis=2)  # class x filter x freq
     everything = s.all_filters(spec)  # class x freq
-    colors = plt.get_cmap("tab10").colors
+    colors = colormaps.get_cmap("tab10").colors
     for c in range(len(s.classes)):
         ax.plot(s.freqs, everything[c], color=colors[c % 10], lw=1.5, label=s.classes[c])
     _shade_bands(ax, bands, xmax)
@@ -254,37 +252,16 @@ def _spectra_figure(s: RelevanceSummary, bands: dict[str, tuple[float, float]]) 
     return fig
 
 
-def positions_info(channels: dict[str, Any], sfreq: float) -> tuple[mne.Info, list[int]] | None:
-    """An :class:`mne.Info` of the channels with stored positions, and their indices.
-
-    None when fewer than three channels have positions or the channels are bipolar
-    derivations (a bipolar channel's position is not a scalp site; never drawn as a map).
-    """
-    if channels.get("bipolar"):
-        return None
-    names = list(channels.get("names", []))
-    positions = list(channels.get("positions", []))
-    keep = [k for k, pos in enumerate(positions) if pos is not None]
-    if len(keep) < 3:
-        return None
-    info = mne.create_info([names[k] for k in keep], sfreq, ch_types="eeg")
-    montage = mne.channels.make_dig_montage(
-        ch_pos={names[k]: np.asarray(positions[k], np.float64) for k in keep},
-        coord_frame="head",
-    )
-    info.set_montage(montage, verbose="error")
-    return info, keep
-
-
 def _topomap_figure(
-    values: np.ndarray, info: mne.Info, classes: list[str], bands: dict[str, tuple[float, float]],
-    *, diverging: bool, label: str, title: str,
+    values: np.ndarray, channels: dict[str, Any], classes: list[str],
+    bands: dict[str, tuple[float, float]], *, diverging: bool, label: str, title: str,
 ) -> Figure:
-    """Rows: classes, columns: bands; ``values`` (class, channel, band)."""
+    """Rows: classes, columns: bands; ``values`` (class, channel, band), drawn as scalp
+    maps or per-channel bars (:func:`eegcrp.report.topography.draw_channels`)."""
     n_classes, _, n_bands = values.shape
-    fig, axes = plt.subplots(n_classes, n_bands, figsize=(1.85 * n_bands + 1.3,
+    fig, axes = subplots(n_classes, n_bands, figsize=(1.85 * n_bands + 1.3,
                                                           1.95 * n_classes + 0.7),
-                             layout="constrained", squeeze=False)
+                         layout="constrained", squeeze=False)
     names = list(bands)
     if diverging:  # symmetric limits per row (class): bands comparable within a class
         lims = [(-m, m) for m in (float(np.nanmax(np.abs(values[c]), initial=0.0)) or 1.0
@@ -305,9 +282,8 @@ def _topomap_figure(
         im = None
         for c, b in cells:
             ax = axes[c, b]
-            data = np.nan_to_num(values[c, :, b])
-            im, _ = mne.viz.plot_topomap(data, info, axes=ax, show=False, cmap=cmap,
-                                         vlim=vlim, contours=0, sensors=True)
+            im = draw_channels(ax, values[c, :, b], channels, vlim=vlim, cmap=cmap) or \
+                ScalarMappable(Normalize(*vlim), cmap)
             if c == 0:
                 lo_f, hi_f = bands[names[b]]
                 ax.set_title(f"{names[b]}\n{lo_f:g}-{hi_f:g} Hz", fontsize=9)
@@ -361,14 +337,12 @@ def add_relevance_section(report: mne.Report, ctx: Any) -> None:
          "the heatmap total); shaded: the bands of the explain configuration. Per concept: "
          "see the concepts section."),
     ]
-    topo = positions_info(run.channels, sfreq) if bands else None
-    if bands and topo is None:
-        report.add_html("<p>No band topographies: the channels are bipolar derivations or "
-                        "fewer than three have scalp positions.</p>",
-                        title="Band topographies", section=section)
-    if topo is not None:
-        info, store_idx = topo
-        rel_b, pw_db = _band_values(s, bands, store_idx)
+    if bands and run.channels.get("names"):
+        if scalp_info(run.channels, sfreq) is None:
+            report.add_html("<p>Band values are drawn as one bar per channel: the channels "
+                            "are bipolar derivations or too few have scalp positions for a "
+                            "map.</p>", title="Band topographies", section=section)
+        rel_b, pw_db = _band_values(s, bands, list(range(len(run.channels["names"]))))
         for title, values, diverging, label, suptitle, caption in (
             ("Band relevance topographies", rel_b, True, "band relevance (logit units)",
              "Relevance per band and channel: mean over the selected windows of all filters "
@@ -379,10 +353,10 @@ def add_relevance_section(report: mne.Report, ctx: Any) -> None:
              "Mean energy per DFT bin within each band of the z-scored model input."),
         ):
             try:
-                fig = _topomap_figure(values, info, s.classes, bands, diverging=diverging,
+                fig = _topomap_figure(values, run.channels, s.classes, bands,
+                                      diverging=diverging,
                                       label=label, title=suptitle)
             except (ValueError, RuntimeError) as exc:  # e.g. collinear sensor positions
-                plt.close("all")
                 report.add_html(f"<p>{html.escape(title)} skipped: {html.escape(str(exc))}"
                                 "</p>", title=title, section=section)
                 continue
@@ -390,4 +364,3 @@ def add_relevance_section(report: mne.Report, ctx: Any) -> None:
     for title, fig, caption in figures:
         if fig is not None:
             report.add_figure(fig, title=title, caption=caption, section=section)
-            plt.close(fig)

@@ -12,18 +12,13 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import h5py
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
 from matplotlib.figure import Figure
 
 from ..sources import CATEGORIES, load_sources
-from .relevance_section import positions_info
+from .figures import subplots
+from .topography import scalp_info
 
 __all__ = ["CATEGORY_COLORS", "add_sources_section"]
 
@@ -80,7 +75,7 @@ def _settings_html(run: Any) -> str:
 def _shares_figure(shares: Any) -> Figure:
     """Bars: share per category and group; error bars: bootstrap interval over subjects."""
     groups = list(dict.fromkeys(shares["group"]))
-    fig, axes = plt.subplots(2, 2, figsize=(11, 6.4), layout="constrained", sharey=True)
+    fig, axes = subplots(2, 2, figsize=(11, 6.4), layout="constrained", sharey=True)
     cats = list(CATEGORIES)
     x = np.arange(len(cats))
     width = 0.8 / max(len(groups), 1)
@@ -123,7 +118,7 @@ def _cluster_figure(shares: Any) -> Figure | None:
     mean = 100 * part["share"].to_numpy(np.float64)
     err = 100 * np.abs(np.stack([part["share"] - part["ci_low"],
                                  part["ci_high"] - part["share"]]).astype(np.float64))
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.28 * len(part)), layout="constrained")
+    fig, ax = subplots(figsize=(6.4, 0.9 + 0.28 * len(part)), layout="constrained")
     ax.barh(y, mean, xerr=np.nan_to_num(err), color=colors,
             error_kw={"elinewidth": 0.9, "capsize": 2})
     ax.set_yticks(y, [f"{g} ({n} subj.)" for g, n in zip(part["group"], part["n_subjects"],
@@ -138,26 +133,11 @@ def _cluster_figure(shares: Any) -> Figure | None:
 
 def _spectrum_figure(run: Any, classes: list[str]) -> Figure | None:
     """Relevance per DFT bin of the components of each category, per explained class."""
-    icas = {s: run.ica(s) for s in run.subjects}
-    spec: dict[tuple[int, str], np.ndarray] = {}
-    freqs = None
-    for path in run.fold_files():
-        with h5py.File(path, "r") as f:
-            freqs = f["coords/freqs"][()]
-            for subject in f.get("summary", {}):
-                if subject not in icas:
-                    continue
-                cs = f[f"summary/{subject}/component_spectrum"][()]  # (K, comp, F)
-                labels = icas[subject].labels
-                for c in range(cs.shape[0]):
-                    for k, lab in enumerate(labels):
-                        spec[c, lab] = spec.get((c, lab), 0) + cs[c, k]
-                    res = f[f"summary/{subject}/residual_spectrum"][()][c]
-                    spec[c, "residual"] = spec.get((c, "residual"), 0) + res
+    freqs, spec = run.category_spectra()
     if freqs is None or not spec:
         return None
-    fig, axes = plt.subplots(1, len(classes), figsize=(4.6 * len(classes), 3.3),
-                             layout="constrained", squeeze=False, sharey=True)
+    fig, axes = subplots(1, len(classes), figsize=(4.6 * len(classes), 3.3),
+                         layout="constrained", squeeze=False, sharey=True)
     for c, ax in enumerate(axes[0]):
         for cat in CATEGORIES:
             values = spec.get((c, cat))
@@ -180,15 +160,15 @@ def _topography_figure(run: Any, channels: dict[str, Any]) -> Figure | None:
     subjects = run.subjects[:N_SUBJECTS]
     if comps.empty or not subjects:
         return None
-    pos = positions_info(channels, 128.0)
+    pos = scalp_info(channels, 128.0)
     if pos is None:  # bipolar or no positions: no scalp maps
         return None
     info, keep = pos
     abs_cols = [c for c in comps.columns if c.startswith("relevance_absolute/")]
-    fig, axes = plt.subplots(len(subjects), N_COMPONENTS + 1,
-                             figsize=(2.1 * N_COMPONENTS + 3.6, 2.3 * len(subjects)),
-                             layout="constrained", squeeze=False,
-                             gridspec_kw={"width_ratios": [2.2] + [1] * N_COMPONENTS})
+    fig, axes = subplots(len(subjects), N_COMPONENTS + 1,
+                         figsize=(2.1 * N_COMPONENTS + 3.6, 2.3 * len(subjects)),
+                         layout="constrained", squeeze=False,
+                         gridspec_kw={"width_ratios": [2.2] + [1] * N_COMPONENTS})
     for row, subject in enumerate(subjects):
         part = comps[comps["subject"] == subject].copy()
         part["abs"] = part[abs_cols].sum(axis=1) if abs_cols else 0.0
@@ -262,4 +242,3 @@ def add_sources_section(report: mne.Report, ctx: Any) -> None:
     for title, fig, caption in figures:
         if fig is not None:
             report.add_figure(fig, title=title, caption=caption, section=SECTION)
-            plt.close(fig)

@@ -73,7 +73,7 @@ _MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABL
 _malloc_tuned: bool | None = None
 
 
-def retain_freed_memory() -> bool:
+def retain_freed_memory(children: bool = False) -> bool:
     """Let glibc's malloc reuse freed activation buffers instead of unmapping them.
 
     Every training step allocates and frees the same large buffers (a batch of 128 windows
@@ -84,8 +84,15 @@ def retain_freed_memory() -> bool:
     mmap threshold and disabling trimming removes most of that (see BENCHMARKS.md). Results
     are unchanged; the process keeps its peak heap (~50-200 MB more resident memory).
 
-    Process-wide and idempotent. Does nothing off glibc or when the user set malloc tunables
+    Process-wide and idempotent, so it is the command line's to call (once, at start), never
+    a library function's. Does nothing off glibc or when the user set malloc tunables
     (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES``).
+
+    Parameters
+    ----------
+    children : bool
+        Also export the thresholds as glibc's environment tunables, so that worker
+        processes started later (loky, a local Dask cluster, Ray) begin with them.
 
     Returns
     -------
@@ -109,6 +116,10 @@ def retain_freed_memory() -> bool:
     trimmed = mallopt(m_trim_threshold, (1 << 31) - 1)
     _malloc_tuned = bool(mapped and trimmed)
     logger.debug("malloc thresholds raised: %s", _malloc_tuned)
+    if _malloc_tuned and children:
+        # glibc's tunables refuse an mmap threshold above 32 MB on 64-bit systems
+        os.environ["MALLOC_MMAP_THRESHOLD_"] = str(32 << 20)
+        os.environ["MALLOC_TRIM_THRESHOLD_"] = str((1 << 31) - 1)
     return _malloc_tuned
 
 
@@ -234,12 +245,13 @@ def train_model(
 
     Notes
     -----
-    Calls :func:`retain_freed_memory` (process-wide malloc thresholds; results unchanged).
+    Training allocates and frees the same large buffers every step: the ``eegcrp`` command
+    calls :func:`retain_freed_memory` once for itself and its workers; a script that trains
+    many models may call it too (results are unchanged).
     """
     config = config or TrainingConfig()
     thesis = config.protocol == "thesis"
     device = torch.device(device) if device is not None else resolve_device(config.device)
-    retain_freed_memory()
     rng = rng if rng is not None else np.random.default_rng(config.seed)
     model.to(device)
 
