@@ -8,6 +8,10 @@ The entry points a script needs::
     eegcrp.run_all(config)                       # every stage, then report.html
     ds = eegcrp.load_relevance(config.output_dir)  # xarray.Dataset of concept relevance
 
+Every stage's results are read through one verifying layer (:mod:`eegcrp.results`):
+``load_training``, ``open_relevance``/``load_relevance``, ``load_concepts``,
+``load_sources``, ``load_regions``, ``load_evaluation``.
+
 Heavy modules (torch, MNE) are imported on first use, so ``import eegcrp`` stays cheap.
 """
 
@@ -41,8 +45,13 @@ __all__ = [
     "__version__",
     "load_concepts",
     "load_config",
+    "load_evaluation",
+    "load_regions",
     "load_relevance",
+    "load_sources",
+    "load_training",
     "open_relevance",
+    "open_stage",
     "prepare",
     "run_all",
     "run_stage",
@@ -51,8 +60,13 @@ __all__ = [
 
 _LAZY = {
     "load_concepts": ("eegcrp.concepts", "load_concepts"),
+    "load_evaluation": ("eegcrp.results", "load_evaluation"),
+    "load_regions": ("eegcrp.regions", "load_regions"),
     "load_relevance": ("eegcrp.store", "load_relevance"),
+    "load_sources": ("eegcrp.sources", "load_sources"),
+    "load_training": ("eegcrp.results", "load_training"),
     "open_relevance": ("eegcrp.store", "open_relevance"),
+    "open_stage": ("eegcrp.results", "open_stage"),
     "prepare": ("eegcrp.preprocessing", "prepare"),
     "run_all": ("eegcrp.stages", "run_all"),
     "run_stage": ("eegcrp.stages", "run_stage"),

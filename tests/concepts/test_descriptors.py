@@ -96,13 +96,13 @@ def test_filters_without_selected_windows_are_excluded_and_recorded(tmp_path):
     every = result.clusters.query("cluster == 'all' and scope == 'pooled' and `class` == 'a'")
     assert int(every["n_filters"].iloc[0]) == 95
     # the products read back with their types (load_concepts)
-    import json
-
     from eegcrp.concepts import load_concepts, write_concepts
+    from eegcrp.stages import Manifest
 
-    products = write_concepts(result, tmp_path)
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"stage": "concepts", "complete": True, "products": {p: {} for p in products}}))
+    manifest = Manifest(stage="concepts", identity="test", config={}, complete=True)
+    for product in write_concepts(result, tmp_path):
+        manifest.add_product(tmp_path, product)
+    manifest.write(tmp_path)
     back = load_concepts(tmp_path)
     assert back.filters.iloc[unit]["cluster_pooled"] == "excluded"
     assert back.filters["valid"].dtype == "boolean" and back.filters["subject"].iloc[0] == "S01"

@@ -52,9 +52,14 @@ def test_section_judges_imbalanced_data_by_balanced_accuracy(tmp_path) -> None:
                        "training": {"repetitions": 1, "max_epochs": 1, "threads": 1}})
     trainer = LOSOTrainer(cfg.model, cfg.training).fit(ds, tmp_path / "training",
                                                       progress=False)
-    train = Manifest("train", "x", {}, extra={
+    train = Manifest("train", "x", {}, complete=True, extra={
         "folds": {f["name"]: f for f in trainer.folds_},
         "order": [f["name"] for f in trainer.folds_]})
+    folder = tmp_path / "training"
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            train.add_product(folder, path.relative_to(folder).as_posix())
+    train.write(folder)  # the section reads through the results layer, which verifies it
     prepare = Manifest("prepare", "y", {}, extra={"dataset": {"classes": ds.classes}})
     report = mne.Report(verbose="error")
     add_training_section(report, ReportContext(cfg, ds, {"prepare": prepare, "train": train}))

@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import StoreError
-from ..io import atomic_path
+from ..io import atomic_path, write_csv_atomic
 
 __all__ = ["PRODUCTS", "Concepts", "load_concepts", "write_concepts"]
 
@@ -31,8 +30,7 @@ _BOOLEAN = ("stable", "shared", "valid")
 
 
 def _write_csv(frame: pd.DataFrame, target: Path) -> None:
-    with atomic_path(target, ".csv") as tmp:
-        frame.to_csv(tmp, index=False)
+    write_csv_atomic(target, frame)
 
 
 def _write_arrays(ds: xr.Dataset, target: Path) -> None:
@@ -137,6 +135,15 @@ class Concepts:
             mask &= c["class"] == cls
         return c[mask]
 
+    def pooled_groups(self) -> dict[tuple[str, str], str]:
+        """``(filter key, class) -> "<class>/<pooled cluster>"`` of every filter in a real
+        pooled cluster (noise and excluded filters left out): groups for
+        :func:`eegcrp.sources.group_shares`."""
+        f = self.filters
+        kept = f[~f["cluster_pooled"].isin(["NC", "excluded"])]
+        return {(str(k), str(c)): f"{c}/{g}" for k, c, g in
+                zip(kept["key"], kept["class"], kept["cluster_pooled"], strict=True)}
+
 
 def load_concepts(run_dir: str | Path) -> Concepts:
     """Read the concepts stage's results.
@@ -151,23 +158,9 @@ def load_concepts(run_dir: str | Path) -> Concepts:
     StoreError
         When the folder holds no finished concepts stage or a listed file is missing.
     """
-    folder = Path(run_dir)
-    if not (folder / "manifest.json").is_file() and (folder / "concepts").is_dir():
-        folder = folder / "concepts"
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise StoreError(f"no concepts results in {folder}; run `eegcrp concepts CONFIG` first")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path} is unreadable ({exc}); re-run `eegcrp concepts`") from exc
-    if manifest.get("stage") != "concepts" or not manifest.get("complete"):
-        raise StoreError(f"{path} is not a finished concepts stage; re-run `eegcrp concepts`")
-    missing = [p for p in PRODUCTS if p not in manifest.get("products", {})
-               or not (folder / p).is_file()]
-    if missing:
-        raise StoreError(f"concepts results in {folder} lack {missing}; re-run "
-                         "`eegcrp concepts CONFIG`")
+    from ..results import open_stage
+
+    folder, manifest = open_stage(run_dir, "concepts", required=PRODUCTS)
     return Concepts(
         filters=_read_csv(folder / "filters.csv"), clusters=_read_csv(folder / "clusters.csv"),
         stability=_read_csv(folder / "stability.csv"),

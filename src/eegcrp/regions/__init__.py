@@ -30,7 +30,6 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import StoreError
 from .cells import ChannelBand, cell_table, channel_band, class_difference
 from .layout import RegionLayout, RegionsError, auto_layout, make_layout, preset_layout
 from .stats import fdr_bh, group_test, sign_flip_test, wilcoxon_test
@@ -95,16 +94,6 @@ def load_regions(run_dir: str | Path) -> RegionsRun:
     StoreError
         When the folder holds no finished regions stage.
     """
-    folder = Path(run_dir)
-    if not (folder / "manifest.json").is_file() and (folder / "regions").is_dir():
-        folder = folder / "regions"
-    path = folder / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"no readable regions results in {folder} ({exc}); run `eegcrp "
-                         "regions CONFIG` first") from exc
-    if manifest.get("stage") != "regions" or not manifest.get("complete"):
-        raise StoreError(f"{path} is not a finished regions stage; run `eegcrp regions "
-                         "CONFIG`")
-    return RegionsRun(folder, manifest)
+    from ..results import open_stage
+
+    return RegionsRun(*open_stage(run_dir, "regions"))

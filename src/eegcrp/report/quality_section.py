@@ -11,15 +11,12 @@ from __future__ import annotations
 import html
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from .figures import subplots
 
 __all__ = ["add_quality_section", "faithfulness_verdict", "load_quality"]
 
@@ -31,15 +28,9 @@ SECTION = "Explanation quality"
 
 def load_quality(ctx: Any) -> dict[str, pd.DataFrame]:
     """The evaluate stage's tables (empty frames for those not written)."""
-    folder = ctx.folder("evaluate")
-    products = ctx.manifests["evaluate"].products
-    out = {}
-    for name in ("aopc", "curves", "conservation", "randomisation", "ground_truth",
-                 "concept_ablation", "cluster_ground_truth"):
-        path = folder / f"{name}.csv"
-        out[name] = pd.read_csv(path) if f"{name}.csv" in products and path.stat().st_size \
-            else pd.DataFrame()
-    return out
+    from ..results import load_evaluation
+
+    return load_evaluation(ctx.folder("evaluate"))
 
 
 def faithfulness_verdict(aopc: pd.DataFrame, method: str) -> str:
@@ -62,8 +53,8 @@ def faithfulness_verdict(aopc: pd.DataFrame, method: str) -> str:
 def _aopc_figure(aopc: pd.DataFrame) -> Figure:
     domains = list(dict.fromkeys(aopc["domain"]))
     methods = list(dict.fromkeys(aopc["method"]))
-    fig, axes = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 3.6),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(1, len(domains), figsize=(4.2 * len(domains), 3.6),
+                         layout="constrained", squeeze=False)
     width = 0.8 / 3
     for ax, domain in zip(axes[0], domains, strict=True):
         rows = aopc[aopc["domain"] == domain]
@@ -90,8 +81,8 @@ def _aopc_figure(aopc: pd.DataFrame) -> Figure:
 def _curves_figure(curves: pd.DataFrame) -> Figure:
     domains = list(dict.fromkeys(curves["domain"]))
     methods = list(dict.fromkeys(curves["method"]))
-    fig, axes = plt.subplots(1, len(domains), figsize=(4.2 * len(domains), 3.4),
-                             layout="constrained", squeeze=False)
+    fig, axes = subplots(1, len(domains), figsize=(4.2 * len(domains), 3.4),
+                         layout="constrained", squeeze=False)
     styles = {"morf": "-", "lerf": "--", "random": ":"}
     for ax, domain in zip(axes[0], domains, strict=True):
         rows = curves[curves["domain"] == domain]
@@ -114,7 +105,7 @@ def _randomisation_figure(rand: pd.DataFrame) -> Figure | None:
     cascade = rand[rand["check"] == "cascade"]
     if cascade.empty:
         return None
-    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
+    fig, ax = subplots(figsize=(6, 3.4), layout="constrained")
     steps = list(dict.fromkeys(cascade["step"]))
     for k, col in enumerate(("heatmap_spearman", "topography_spearman")):
         mean = cascade.groupby("step", sort=False)[col].mean().reindex(steps)
@@ -139,7 +130,7 @@ def _cell(value: Any) -> str:
 
 
 def _ablation_figure(ablation: pd.DataFrame) -> Figure:
-    fig, ax = plt.subplots(figsize=(5.2, 4.0), layout="constrained")
+    fig, ax = subplots(figsize=(5.2, 4.0), layout="constrained")
     classes = list(dict.fromkeys(ablation["class"]))
     for k, cls in enumerate(classes):
         rows = ablation[ablation["class"] == cls]
@@ -189,7 +180,6 @@ def add_quality_section(report: mne.Report, ctx: Any) -> None:
              "(least relevant first) lines should stay flat longest."),
         ):
             report.add_figure(fig, title=title, caption=guide, section=SECTION)
-            plt.close(fig)
     if not cons.empty:
         summary = cons.groupby("method")[["median", "q05", "q95", "flagged", "n_windows"]] \
             .agg({"median": "median", "q05": "min", "q95": "max", "flagged": "sum",
@@ -209,7 +199,6 @@ def add_quality_section(report: mne.Report, ctx: Any) -> None:
                 caption="Read: similarity should fall as layers are re-drawn and stay low for "
                         "a model trained on shuffled labels; similarity that stays high means "
                         "the heatmap reflects the input more than the model.")
-            plt.close(fig)
     ablation = tables["concept_ablation"]
     if len(ablation) > 2:
         fig = _ablation_figure(ablation)
@@ -218,7 +207,6 @@ def add_quality_section(report: mne.Report, ctx: Any) -> None:
             caption="Read: points near the dashed line mean a cluster's relevance predicts "
                     "how much the decision needs its filters; a cloud without trend means "
                     "the clusters' relevance does not tell what the model relies on.")
-        plt.close(fig)
     cgt = tables["cluster_ground_truth"]
     if not cgt.empty:
         report.add_html(

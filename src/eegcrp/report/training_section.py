@@ -7,39 +7,31 @@ the training stage has not run.
 from __future__ import annotations
 
 import html
-import json
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import mne
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from ..stats import chance_threshold
+from .figures import subplots
 
 __all__ = ["add_training_section", "classification_summary"]
 
 
 def _load(ctx: Any) -> tuple[pd.DataFrame, list[dict]]:
     """metrics.csv and the fold records the verified train manifest lists."""
-    from ..stages.train import fold_records
+    from ..results import load_training
 
-    folder = ctx.folder("train")
-    metrics = pd.read_csv(folder / "metrics.csv", dtype={"test_subject": str})
-    folds = [json.loads((folder / "folds" / f"{rec['name']}.json").read_text())
-             for rec in fold_records(ctx.manifests["train"])]
-    return metrics, folds
+    results = load_training(ctx.folder("train"))
+    return results.metrics, results.histories()
 
 
 def _subject_figure(metrics: pd.DataFrame, chance: float, threshold: pd.Series,
                     score: str) -> Figure:
     order = (metrics.groupby("test_subject")[score].mean().sort_values().index.tolist())
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(order) + 2), 4), layout="constrained")
+    fig, ax = subplots(figsize=(max(6, 0.45 * len(order) + 2), 4), layout="constrained")
     data = [metrics.loc[metrics["test_subject"] == s, score].to_numpy() for s in order]
     if metrics["repetition"].nunique() > 2:
         ax.boxplot(data, positions=np.arange(len(order)), widths=0.6, showfliers=False)
@@ -61,7 +53,7 @@ def _subject_figure(metrics: pd.DataFrame, chance: float, threshold: pd.Series,
 
 def _repetition_figure(metrics: pd.DataFrame, chance: float) -> Figure:
     per_rep = metrics.groupby("repetition")[["accuracy", "balanced_accuracy"]].mean()
-    fig, ax = plt.subplots(figsize=(5, 3.4), layout="constrained")
+    fig, ax = subplots(figsize=(5, 3.4), layout="constrained")
     ax.plot(per_rep.index, per_rep["accuracy"], "o-", label="accuracy")
     ax.plot(per_rep.index, per_rep["balanced_accuracy"], "s--", label="balanced accuracy")
     ax.axhline(chance, color="gray", ls="--", lw=1)
@@ -75,7 +67,7 @@ def _repetition_figure(metrics: pd.DataFrame, chance: float) -> Figure:
 def _confusion_figure(folds: list[dict], classes: list[str]) -> Figure:
     total = np.sum([np.asarray(f["confusion_matrix"]) for f in folds], axis=0)
     norm = total / np.maximum(total.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(3.8, 3.4), layout="constrained")
+    fig, ax = subplots(figsize=(3.8, 3.4), layout="constrained")
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(norm.shape[0]):
         for j in range(norm.shape[1]):
@@ -89,7 +81,7 @@ def _confusion_figure(folds: list[dict], classes: list[str]) -> Figure:
 
 
 def _curves_figure(folds: list[dict]) -> Figure:
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+    fig, axes = subplots(1, 2, figsize=(9, 3.4), layout="constrained")
     for key, ax, label in (("loss", axes[0], "loss"), ("acc", axes[1], "accuracy")):
         for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
             curves = [np.asarray(f["history"][f"{split}_{key}"], float) for f in folds
@@ -235,4 +227,3 @@ def add_training_section(report: mne.Report, ctx: Any) -> None:
     ):
         if fig is not None:
             report.add_figure(fig, title=title, section=section)
-            plt.close(fig)

@@ -25,7 +25,6 @@ Subjects whose ICA failed (did not converge) are listed in the manifest's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -105,6 +104,13 @@ class SourcesRun:
         folds = self.extra.get("folds", {})
         return [self.folder / folds[name]["file"] for name in self.extra.get("order", folds)]
 
+    def category_spectra(self) -> tuple[Any, dict[tuple[int, str], Any]]:
+        """Relevance per DFT bin of each ICLabel category, per class index
+        (:func:`eegcrp.sources.folds.category_spectra`)."""
+        from .folds import category_spectra
+
+        return category_spectra(self.fold_files(), {s: self.ica(s) for s in self.subjects})
+
     def shares_by(self, groups: Mapping[Any, str] | None) -> pd.DataFrame:
         """:func:`eegcrp.sources.shares.group_shares` of this run's units with its settings."""
         cfg = self.manifest.get("config", {}).get("sources", {})
@@ -120,19 +126,6 @@ def load_sources(run_dir: str | Path) -> SourcesRun:
     StoreError
         When the folder holds no finished sources stage.
     """
-    folder = Path(run_dir)
-    if not (folder / "manifest.json").is_file() and (folder / "sources").is_dir():
-        folder = folder / "sources"
-    path = folder / "manifest.json"
-    if not path.is_file():
-        raise StoreError(f"no sources results in {folder}; run `eegcrp sources CONFIG` first")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path} is unreadable ({exc}); re-run `eegcrp sources`") from exc
-    if manifest.get("stage") != "sources":
-        raise StoreError(f"{path} is the manifest of stage {manifest.get('stage')!r}")
-    if not manifest.get("complete"):
-        raise StoreError(f"the sources stage in {folder} did not finish; re-run `eegcrp "
-                         "sources CONFIG` to resume it")
-    return SourcesRun(folder, manifest)
+    from ..results import open_stage
+
+    return SourcesRun(*open_stage(run_dir, "sources"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,7 +184,9 @@ class FoldRelevance:
         return coords
 
     def open(self) -> h5py.File:
-        """The fold file opened read-only, for lazy access to its datasets (close it)."""
+        """The fold file opened read-only (the store's own readers use it; other modules
+        read through :meth:`pairs`, :meth:`pair_rows`, :meth:`pair_batches`,
+        :meth:`summary`, which keep the layout in this module)."""
         return h5py.File(self.path, "r")
 
     def _class(self, cls: int | str) -> int:
@@ -227,8 +229,41 @@ class FoldRelevance:
     def pairs(self) -> pd.DataFrame:
         """The selection table: class, filter, sample, rank, relevance per row."""
         with self.open() as f:
-            return pd.DataFrame({k: f["pairs"][k][()] for k in
-                                 ("class", "filter", "sample", "rank", "relevance")})
+            g = f["pairs"]
+            out = {k: g[k][()] for k in ("class", "filter", "sample", "relevance")}
+            # files written before ranks were stored rank every row 0
+            out["rank"] = g["rank"][()] if "rank" in g else np.zeros(len(out["sample"]), int)
+        return pd.DataFrame(out)[["class", "filter", "sample", "rank", "relevance"]]
+
+    def _pair_dataset(self, f: h5py.File, name: str) -> h5py.Dataset:
+        if name not in _PAIR_DIMS:
+            raise KeyError(f"unknown array {name!r}; use one of {list(_PAIR_DIMS)}")
+        if name not in f["pairs"]:
+            raise KeyError(f"{name} was not stored (explain.short_time: false?)")
+        return f["pairs"][name]
+
+    def pair_rows(self, name: str, rows: np.ndarray | slice | None = None) -> np.ndarray:
+        """A per-pair array (see :meth:`pair_array`) at rows of :meth:`pairs` (increasing
+        indices or a slice; None: every row)."""
+        with self.open() as f:
+            data = self._pair_dataset(f, name)
+            if rows is None:
+                return data[()]
+            if isinstance(rows, slice):
+                return data[rows]
+            rows = np.asarray(rows, np.int64)
+            if len(rows) and np.any(np.diff(rows) <= 0):
+                raise ValueError("rows must be strictly increasing (HDF5 point selection)")
+            return data[rows] if len(rows) else data[0:0]
+
+    def pair_batches(self, name: str, batch: int) -> Iterator[tuple[slice, np.ndarray]]:
+        """``(rows, values)`` of a per-pair array in consecutive batches of ``batch`` rows,
+        with the file opened once (for arrays too large to read at once)."""
+        with self.open() as f:
+            data = self._pair_dataset(f, name)
+            for start in range(0, data.shape[0], batch):
+                rows = slice(start, min(start + batch, data.shape[0]))
+                yield rows, data[rows]
 
     def selection(self, cls: int | str, filt: int) -> pd.DataFrame:
         """Selected windows of one (class, filter), highest-ranked first.

@@ -198,13 +198,6 @@ class RelevanceRun:
                              for f in self.folds])
 
 
-def _explain_dir(run_dir: str | Path) -> Path:
-    run_dir = Path(run_dir)
-    if not (run_dir / "manifest.json").is_file() and (run_dir / "explain").is_dir():
-        run_dir = run_dir / "explain"
-    return run_dir
-
-
 def open_relevance(run_dir: str | Path) -> RelevanceRun:
     """Open an explain run (``<output_dir>/explain`` or the study's ``output_dir``).
 
@@ -216,20 +209,9 @@ def open_relevance(run_dir: str | Path) -> RelevanceRun:
     StoreError
         When the folder holds no finished explain stage or a listed file is missing.
     """
-    run_dir = _explain_dir(run_dir)
-    path = run_dir / "manifest.json"
-    if not path.is_file():
-        raise StoreError(f"no explain results in {run_dir}; run `eegcrp explain CONFIG` first")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise StoreError(f"{path} is unreadable ({exc}); re-run `eegcrp explain`") from exc
-    if manifest.get("stage") != "explain":
-        raise StoreError(f"{path} is the manifest of stage {manifest.get('stage')!r}, not "
-                         "explain")
-    if not manifest.get("complete"):
-        raise StoreError(f"the explain stage in {run_dir} did not finish; re-run `eegcrp "
-                         "explain` to resume it")
+    from ..results import open_stage
+
+    run_dir, manifest = open_stage(run_dir, "explain")
     extra = manifest.get("extra", {})
     order = extra.get("order") or list(extra.get("folds", {}))
     listed = {p for p in manifest.get("products", {}) if p.startswith("folds/")}
