@@ -104,12 +104,10 @@ def window_classes(run: Any, classes: list[str]) -> tuple[np.ndarray, np.ndarray
     arrays only)."""
     counts, correct = [], []
     for fold in run.folds:
-        with fold.open() as f:
-            y = f["samples/y"][()].astype(np.int64)
-            pred = f["samples/pred"][()].astype(np.int64)
-            cls = f["pairs/class"][()].astype(np.int64)
-            filt = f["pairs/filter"][()].astype(np.int64)
-            sample = f["pairs/sample"][()].astype(np.int64)
+        samples, pairs = fold.samples(), fold.pairs()
+        y = samples["y"].to_numpy(np.int64)
+        pred = samples["pred"].to_numpy(np.int64)
+        cls, filt, sample = (pairs[k].to_numpy(np.int64) for k in ("class", "filter", "sample"))
         k, n_f = len(classes), fold.n_filters
         cnt = np.zeros((k, n_f, k), np.int64)
         np.add.at(cnt, (cls, filt, y[sample]), 1)

@@ -38,13 +38,13 @@ import pandas as pd
 
 from ..io import atomic_path
 from ..relevance.spectral import band_sum
+from ..stats import MEASURES
 from .layout import RegionLayout
 from .stats import fdr_bh, group_test
 
 __all__ = ["MEASURES", "ChannelBand", "cell_table", "channel_band", "class_difference",
            "subject_cells", "subject_table"]
 
-MEASURES = ("signed", "positive", "absolute")
 
 
 @dataclass
@@ -98,21 +98,19 @@ def channel_band(run: Any, bands: Mapping[str, tuple[float, float]], batch: int 
     shape = (len(classes), len(MEASURES), len(channels), len(bands))
     for fold in run.folds:
         subject = fold.samples()["subject"].to_numpy().astype(str)
-        with fold.open() as f:
-            cls, sample = f["pairs/class"][()], f["pairs/sample"][()]
-            spec = f["pairs/spectral_relevance"]
-            for start in range(0, len(sample), batch):
-                rows = slice(start, min(start + batch, len(sample)))
-                r = spec[rows].astype(np.float64)  # (n, C, F)
-                parts = [band_sum(v, freqs, bands)[0] for v in (r, r.clip(0), np.abs(r))]
-                stacked = np.stack(parts, axis=1)  # (n, 3, C, B)
-                subj = subject[sample[rows]]
-                for s in np.unique(subj):
-                    sel = subj == s
-                    a = acc.setdefault(str(s), np.zeros(shape))
-                    n = counts.setdefault(str(s), np.zeros(len(classes), np.int64))
-                    np.add.at(a, cls[rows][sel], stacked[sel])
-                    np.add.at(n, cls[rows][sel], 1)
+        pairs = fold.pairs()
+        cls, sample = pairs["class"].to_numpy(), pairs["sample"].to_numpy()
+        for rows, values in fold.pair_batches("spectral_relevance", batch):
+            r = values.astype(np.float64)  # (n, C, F)
+            parts = [band_sum(v, freqs, bands)[0] for v in (r, r.clip(0), np.abs(r))]
+            stacked = np.stack(parts, axis=1)  # (n, 3, C, B)
+            subj = subject[sample[rows]]
+            for s in np.unique(subj):
+                sel = subj == s
+                a = acc.setdefault(str(s), np.zeros(shape))
+                n = counts.setdefault(str(s), np.zeros(len(classes), np.int64))
+                np.add.at(a, cls[rows][sel], stacked[sel])
+                np.add.at(n, cls[rows][sel], 1)
     subjects = sorted(acc)
     if not subjects:
         return ChannelBand(np.zeros((0, *shape)), np.zeros((0, len(classes)), np.int64),

@@ -68,8 +68,8 @@ def _group_rows(run: Any, groups: Mapping[Any, str]) -> dict[str, list[tuple[Any
     """Per group: (fold, pair rows) of the units it holds."""
     out: dict[str, list[tuple[Any, np.ndarray]]] = {}
     for fold in run.folds:
-        with fold.open() as f:
-            cls, filt = f["pairs/class"][()], f["pairs/filter"][()]
+        pairs = fold.pairs()
+        cls, filt = pairs["class"].to_numpy(), pairs["filter"].to_numpy()
         label = np.array([groups.get((fold.key(int(k)).id, fold.classes[int(c)]),
                                      groups.get(fold.key(int(k)).id))
                           for c, k in zip(cls, filt, strict=True)], dtype=object)
@@ -110,12 +110,11 @@ def cluster_sources(run: Any, windows: Mapping[str, mne.BaseEpochs],
         picked: list[tuple[np.ndarray, np.ndarray, Any, np.ndarray]] = []
         for fold, rows in members:
             samples = fold.samples()
-            with fold.open() as f:
-                sample = f["pairs/sample"][()][rows]
-                heat = f["pairs/heatmaps"][rows]
-                cls = np.asarray(fold.classes, object)[f["pairs/class"][()][rows]]
-                keys = np.array([fold.key(int(k)).id for k in f["pairs/filter"][()][rows]],
-                                dtype=object)
+            pairs = fold.pairs().iloc[rows]
+            sample = pairs["sample"].to_numpy()
+            heat = fold.pair_rows("heatmaps", rows)
+            cls = np.asarray(fold.classes, object)[pairs["class"].to_numpy()]
+            keys = np.array([fold.key(int(k)).id for k in pairs["filter"]], dtype=object)
             subj = samples["subject"].to_numpy()[sample].astype(str)
             trial = samples["trial"].to_numpy()[sample]
             onset = samples["onset"].to_numpy()[sample]

@@ -37,15 +37,17 @@ from typing import Any
 import h5py
 import mne
 import numpy as np
+import pandas as pd
 
 from ..io import atomic_path
 from ..relevance.spectral import band_sum
 from ..store import FoldRelevance
-from .ica import CATEGORIES, SourcesError, SubjectICA
-from .shares import MEASURES, WEIGHTINGS, category_relevance
+from .ica import CATEGORIES, ICLABEL_CLASSES, SourcesError, SubjectICA
+from .shares import MEASURES, WEIGHTINGS, category_relevance, unit_table
 from .virtual import ica_relevance
 
-__all__ = ["fold_sources", "window_lookup"]
+__all__ = ["category_spectra", "component_table", "file_attrs", "fold_sources",
+           "unit_table_of", "window_lookup", "window_subjects"]
 
 _STR = h5py.string_dtype()
 
@@ -114,9 +116,9 @@ def fold_sources(
         The file's attributes (counts, conservation errors).
     """
     samples = fold.samples()
-    with fold.open() as f:
-        pcls, pfilt, psample = (f["pairs"][k][()] for k in ("class", "filter", "sample"))
-        prank = f["pairs/rank"][()] if "rank" in f["pairs"] else np.zeros(len(psample), int)
+    pairs = fold.pairs()
+    pcls, pfilt, psample, prank = (pairs[k].to_numpy() for k in ("class", "filter", "sample",
+                                                                   "rank"))
     bands = fold.attrs.get("bands") or {}
     freqs = fold.freqs
     classes = fold.classes
@@ -151,8 +153,7 @@ def fold_sources(
         counts = np.zeros(len(classes), np.int64)
         for start in range(0, len(idx), batch):
             part = idx[start:start + batch]
-            with fold.open() as f:  # part is increasing, as h5py's row selection needs
-                heat = f["pairs/heatmaps"][part]
+            heat = fold.pair_rows("heatmaps", part)  # part is increasing
             x = data[rows[start:start + batch]]
             out = ica_relevance(x, heat, ica.unmixing, ica.mixing, ica.mean,
                                 standardized=standardized, ddof=ddof)
@@ -199,3 +200,101 @@ def fold_sources(
                 sg.create_dataset(name, data=value)
         f.create_dataset("coords/freqs", data=freqs)
     return record
+
+
+# --------------------------------------------------------------------------- readers
+def file_attrs(path: str | Path, names: tuple[str, ...]) -> dict[str, Any] | None:
+    """Attributes of a stage HDF5 file (strings as str, numbers as Python numbers); None
+    when the file is missing or unreadable (a killed writer's leftover: computed again)."""
+    try:
+        with h5py.File(path, "r") as f:
+            out = {}
+            for name in names:
+                if name in f.attrs:
+                    value = f.attrs[name]
+                    out[name] = value.item() if hasattr(value, "item") else value
+                    if isinstance(out[name], bytes):
+                        out[name] = out[name].decode()
+            return out
+    except Exception:  # missing, truncated or not HDF5
+        return None
+
+
+def window_subjects(fold: Any) -> list[str]:
+    """Subjects whose windows fold ``fold`` selected."""
+    samples = fold.samples()
+    rows = fold.pairs()["sample"].to_numpy()
+    return sorted({str(s) for s in samples["subject"].to_numpy()[rows]})
+
+
+def unit_table_of(files: list[Path]) -> pd.DataFrame:
+    """The unit table of every fold file."""
+    parts = []
+    for path in files:
+        with h5py.File(path, "r") as f:
+            classes = json.loads(f.attrs["classes"])
+            cats = f["pairs/categories"][()]
+            key = f["pairs/key"].asstr()[()]
+            subject = f["pairs/subject"].asstr()[()]
+            cls = np.asarray(classes, object)[f["pairs/class"][()]]
+        ok = np.isfinite(cats).all(axis=(1, 2, 3))
+        categories = {(w, m): cats[ok, i, j] for i, w in enumerate(WEIGHTINGS)
+                      for j, m in enumerate(MEASURES)}
+        parts.append(unit_table(key[ok], cls[ok], subject[ok], categories))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def component_table(files: list[Path], icas: dict[str, Any]) -> pd.DataFrame:
+    """Per subject and component: label, probabilities, explained variance, relevance."""
+    sums: dict[tuple[str, str, int], np.ndarray] = {}
+    for path in files:
+        with h5py.File(path, "r") as f:
+            classes = json.loads(f.attrs["classes"])
+            comp = f["pairs/component"][()]
+            subject = f["pairs/subject"].asstr()[()]
+            cls = f["pairs/class"][()]
+        for s in np.unique(subject):
+            for c in np.unique(cls):
+                rows = comp[(subject == s) & (cls == c)]
+                rows = rows[np.isfinite(rows).any(axis=1)]
+                if not len(rows):
+                    continue
+                vals = np.stack([np.nansum(rows, 0), np.nansum(rows.clip(0), 0),
+                                 np.nansum(np.abs(rows), 0)])
+                key = (str(s), classes[int(c)])
+                sums[key] = sums.get(key, 0) + vals
+    out = []
+    for subject, ica in icas.items():
+        for k in range(ica.n_components):
+            row: dict[str, Any] = {"subject": subject, "component": k, "label": ica.labels[k],
+                                   "explained_variance": ica.explained_variance[k]}
+            row.update({f"p_{name.replace(' ', '_')}": ica.probabilities[k, j]
+                        for j, name in enumerate(ICLABEL_CLASSES)})
+            for (s, c), vals in sums.items():
+                if s == subject:
+                    for i, m in enumerate(("signed", "positive", "absolute")):
+                        row[f"relevance_{m}/{c}"] = vals[i, k]
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def category_spectra(files: list[Path], icas: Mapping[str, SubjectICA]
+                     ) -> tuple[np.ndarray | None, dict[tuple[int, str], np.ndarray]]:
+    """Relevance per DFT bin summed over the components of each ICLabel category (and the
+    residual), per explained class index: ``(freqs, {(class, category): (F,)})``."""
+    spec: dict[tuple[int, str], np.ndarray] = {}
+    freqs = None
+    for path in files:
+        with h5py.File(path, "r") as f:
+            freqs = f["coords/freqs"][()]
+            for subject in f.get("summary", {}):
+                if subject not in icas:
+                    continue
+                cs = f[f"summary/{subject}/component_spectrum"][()]  # (class, K, F)
+                rs = f[f"summary/{subject}/residual_spectrum"][()]  # (class, F)
+                labels = icas[subject].labels
+                for c in range(cs.shape[0]):
+                    for k, lab in enumerate(labels):
+                        spec[c, lab] = spec.get((c, lab), 0) + cs[c, k]
+                    spec[c, "residual"] = spec.get((c, "residual"), 0) + rs[c]
+    return freqs, spec

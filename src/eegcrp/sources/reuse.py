@@ -28,9 +28,10 @@ __all__ = ["MEMO_FOLDER", "memo_key", "memo_path", "recall", "remember"]
 
 #: Folder of the kept decompositions, inside the preprocessing cache folder.
 MEMO_FOLDER = "ica"
-#: Packages whose numbers the decomposition and its labels are.
-_PACKAGES = ("eegcrp", "numpy", "scipy", "mne", "python-picard", "mne-icalabel", "torch",
-             "onnxruntime")
+#: Packages whose numbers the decomposition and its labels are (picard evaluates its
+#: densities with numexpr when that is installed: other rounding, another local optimum).
+_PACKAGES = ("eegcrp", "numpy", "scipy", "mne", "python-picard", "numexpr", "mne-icalabel",
+             "torch", "onnxruntime")
 
 
 def _versions() -> dict[str, str]:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..stats import MEASURES
 from .ica import CATEGORIES
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "bootstrap_mean",
     "category_relevance",
     "group_shares",
+    "headline",
     "subject_shares",
     "unit_table",
 ]
@@ -44,7 +46,6 @@ __all__ = [
 #: Ways of assigning a component's relevance to ICLabel classes.
 WEIGHTINGS = ("hard", "probability")
 #: Per-component relevance measures summed into a category.
-MEASURES = ("signed", "positive", "absolute")
 #: Measures shares are given for.
 SHARE_MEASURES = ("positive", "absolute")
 
@@ -243,3 +244,20 @@ def group_shares(units: pd.DataFrame, groups: Mapping[Any, str] | None = None, *
                              wide[cat].to_numpy()).sum()), "relevance": float(rel[cat])})
     return pd.DataFrame(rows, columns=["group", "weighting", "measure", "category", "share",
                                        "ci_low", "ci_high", "n_subjects", "relevance"])
+
+
+def headline(shares: pd.DataFrame) -> dict[str, Any]:
+    """Per group: brain share (hard labels, positive relevance) with interval, the three
+    largest non-brain shares."""
+    out: dict[str, Any] = {}
+    for (group, weighting, measure), part in shares.groupby(["group", "weighting",
+                                                             "measure"]):
+        brain = part[part["category"] == "brain"].iloc[0]
+        other = part[~part["category"].isin(["brain", "residual"])].nlargest(3, "share")
+        out.setdefault(str(group), {})[f"{weighting}/{measure}"] = {
+            "brain": [brain["share"], brain["ci_low"], brain["ci_high"]],
+            "top_non_brain": {r["category"]: [r["share"], r["ci_low"], r["ci_high"]]
+                              for _, r in other.iterrows()},
+            "n_subjects": int(brain["n_subjects"]),
+        }
+    return out

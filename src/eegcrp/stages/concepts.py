@@ -37,7 +37,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
         ctx.manifest.extra = dict(previous.extra)
         logger.info("concepts: results up to date in %s", ctx.folder)
         return {"reused": True, **previous.extra.get("summary", {})}
-    run = open_relevance(ctx.folder.parent / "explain")
+    run = open_relevance(ctx.config.output_dir)
     ds = run.to_dataset(analysis_variables(cc))
     result = compute_concepts(ds, cc, layer=run.layer, run=run, seed=cc.seed)
     for relative in write_concepts(result, ctx.folder):

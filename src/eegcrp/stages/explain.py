@@ -26,7 +26,7 @@ from ..config import ExplainConfig
 from ..errors import ExplainError
 from .manifest import Manifest
 from .prepare import load_prepared
-from .registry import Stage, StageContext, register
+from .registry import Stage, StageContext, register, stage_folder
 from .train import fold_records
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     ec = config.explain
     train: Manifest = ctx.inputs["train"]
     prepared: Manifest = ctx.inputs["prepare"]
-    train_dir = ctx.folder.parent / "training"
+    train_dir = stage_folder(ctx.config, "train")
     dataset = load_prepared(prepared)
     folds = fold_records(train)
     if not folds:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..io import atomic_path, write_json_atomic
+from ..io import write_json_atomic
 from .registry import Stage, StageContext, register, require, stage_folder
 
 logger = logging.getLogger(__name__)
@@ -82,9 +82,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     diff = class_difference(cb, layout, **kwargs)
     for frame, name in ((cells, "cells.csv"), (diff, "class_difference.csv"),
                         (subject_table(cb, layout), "subject_cells.csv")):
-        with atomic_path(ctx.folder / name, ".csv") as tmp:
-            frame.to_csv(tmp, index=False)
-        ctx.manifest.add_product(ctx.folder, name)
+        ctx.write_csv(frame, name)
     sig_diff = diff[(diff["measure"] == "positive") & diff["significant"]]
     ctx.manifest.extra = {
         "layout": {"name": layout.name, "regions": {k: len(v) for k, v in
@@ -102,6 +100,15 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     }
     return {"layout": layout.name, "n_regions": len(layout.regions),
             "significant": ctx.manifest.extra["significant"]["positive"]}
+
+
+def _load(ctx: StageContext) -> dict[str, Any]:
+    """The result of an up-to-date regions stage, from its manifest (nothing recomputed)."""
+    extra = ctx.manifest.extra
+    if extra.get("skipped"):
+        return {"skipped": True}
+    return {"layout": extra["layout"]["name"], "n_regions": len(extra["layout"]["regions"]),
+            "significant": extra["significant"]["positive"]}
 
 
 def _report(report: Any, ctx: Any) -> None:
@@ -134,4 +141,5 @@ STAGE = register(Stage(
     run=_run,
     report=_report,
     describe=_describe,
+    load=_load,
 ))

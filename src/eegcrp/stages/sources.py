@@ -25,12 +25,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 
 from ..config import SourcesConfig
-from ..io import atomic_path
 from .manifest import Manifest
 from .prepare import cache_files_of, load_prepared
 from .registry import Stage, StageContext, register, stage_folder
@@ -118,109 +116,18 @@ def _fold_task(fold_path: Path, ica_files: dict[str, Path | None], prepared: Man
     return rec
 
 
-def _file_attr(path: Path, name: str) -> str | None:
-    """A string attribute of an HDF5 file; None when the file is missing or unreadable."""
-    try:
-        with h5py.File(path, "r") as f:
-            return str(f.attrs.get(name, ""))
-    except Exception:  # missing, truncated or not HDF5: recompute
-        return None
-
-
 def _file_identity(path: Path) -> str | None:
-    return _file_attr(path, "identity")
+    from ..sources.folds import file_attrs
 
-
-def _window_subjects(fold: Any) -> list[str]:
-    """Subjects whose windows fold ``fold`` selected."""
-    samples = fold.samples()
-    with fold.open() as f:
-        rows = f["pairs/sample"][()]
-    return sorted({str(s) for s in samples["subject"].to_numpy()[rows]})
-
-
-def _units(files: list[Path]) -> pd.DataFrame:
-    """The unit table of every fold file."""
-    from ..sources.shares import MEASURES, WEIGHTINGS, unit_table
-
-    parts = []
-    for path in files:
-        with h5py.File(path, "r") as f:
-            classes = json.loads(f.attrs["classes"])
-            cats = f["pairs/categories"][()]
-            key = f["pairs/key"].asstr()[()]
-            subject = f["pairs/subject"].asstr()[()]
-            cls = np.asarray(classes, object)[f["pairs/class"][()]]
-        ok = np.isfinite(cats).all(axis=(1, 2, 3))
-        categories = {(w, m): cats[ok, i, j] for i, w in enumerate(WEIGHTINGS)
-                      for j, m in enumerate(MEASURES)}
-        parts.append(unit_table(key[ok], cls[ok], subject[ok], categories))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def _components(files: list[Path], icas: dict[str, Any]) -> pd.DataFrame:
-    """Per subject and component: label, probabilities, explained variance, relevance."""
-    from ..sources import ICLABEL_CLASSES
-
-    sums: dict[tuple[str, str, int], np.ndarray] = {}
-    for path in files:
-        with h5py.File(path, "r") as f:
-            classes = json.loads(f.attrs["classes"])
-            comp = f["pairs/component"][()]
-            subject = f["pairs/subject"].asstr()[()]
-            cls = f["pairs/class"][()]
-        for s in np.unique(subject):
-            for c in np.unique(cls):
-                rows = comp[(subject == s) & (cls == c)]
-                rows = rows[np.isfinite(rows).any(axis=1)]
-                if not len(rows):
-                    continue
-                vals = np.stack([np.nansum(rows, 0), np.nansum(rows.clip(0), 0),
-                                 np.nansum(np.abs(rows), 0)])
-                key = (str(s), classes[int(c)])
-                sums[key] = sums.get(key, 0) + vals
-    out = []
-    for subject, ica in icas.items():
-        for k in range(ica.n_components):
-            row: dict[str, Any] = {"subject": subject, "component": k, "label": ica.labels[k],
-                                   "explained_variance": ica.explained_variance[k]}
-            row.update({f"p_{name.replace(' ', '_')}": ica.probabilities[k, j]
-                        for j, name in enumerate(ICLABEL_CLASSES)})
-            for (s, c), vals in sums.items():
-                if s == subject:
-                    for i, m in enumerate(("signed", "positive", "absolute")):
-                        row[f"relevance_{m}/{c}"] = vals[i, k]
-            out.append(row)
-    return pd.DataFrame(out)
-
-
-def _write_csv(ctx: StageContext, frame: pd.DataFrame, name: str) -> None:
-    with atomic_path(ctx.folder / name, ".csv") as tmp:
-        frame.to_csv(tmp, index=False)
-    ctx.manifest.add_product(ctx.folder, name)
-
-
-def _headline(shares: pd.DataFrame) -> dict[str, Any]:
-    """Per group: brain share (hard labels, positive relevance) with interval, the three
-    largest non-brain shares."""
-    out: dict[str, Any] = {}
-    for (group, weighting, measure), part in shares.groupby(["group", "weighting",
-                                                             "measure"]):
-        brain = part[part["category"] == "brain"].iloc[0]
-        other = part[~part["category"].isin(["brain", "residual"])].nlargest(3, "share")
-        out.setdefault(str(group), {})[f"{weighting}/{measure}"] = {
-            "brain": [brain["share"], brain["ci_low"], brain["ci_high"]],
-            "top_non_brain": {r["category"]: [r["share"], r["ci_low"], r["ci_high"]]
-                              for _, r in other.iterrows()},
-            "n_subjects": int(brain["n_subjects"]),
-        }
-    return out
+    return (file_attrs(path, ("identity",)) or {}).get("identity")
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
+    from ..concepts import load_concepts
     from ..parallel import parallel_map
     from ..sources import SourcesError, SubjectICA, check_channels
-    from ..sources.shares import group_shares, subject_shares
+    from ..sources.folds import component_table, file_attrs, unit_table_of, window_subjects
+    from ..sources.shares import group_shares, headline, subject_shares
     from ..store import open_relevance
 
     config = ctx.config
@@ -236,7 +143,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     run = open_relevance(stage_folder(config, "explain"))
     if not run.folds:
         raise SourcesError("the explain store lists no folds; run `eegcrp explain` first")
-    per_fold = {fold.name: _window_subjects(fold) for fold in run.folds}
+    per_fold = {fold.name: window_subjects(fold) for fold in run.folds}
     subjects = sorted({s for v in per_fold.values() for s in v})
     check_channels(load_prepared(prepared, [subjects[0]])[subjects[0]].info)
     identity = ctx.manifest.identity
@@ -290,12 +197,11 @@ def _run(ctx: StageContext) -> dict[str, Any]:
 
     for fold in run.folds:
         path = ctx.folder / "folds" / f"{fold.name}.h5"
-        if _file_identity(path) == identity and _file_attr(path, "ica_subjects") == \
-                with_ica(fold):
-            with h5py.File(path, "r") as f:
-                fold_recs[fold.name] = {k: f.attrs[k].item() if hasattr(f.attrs[k], "item")
-                                        else f.attrs[k] for k in ("n_pairs", "n_skipped",
-                                                                  "error_max", "error_median")}
+        attrs = file_attrs(path, ("identity", "ica_subjects", "n_pairs", "n_skipped",
+                                  "error_max", "error_median")) or {}
+        if attrs.get("identity") == identity and attrs.get("ica_subjects") == with_ica(fold):
+            fold_recs[fold.name] = {k: attrs[k] for k in ("n_pairs", "n_skipped", "error_max",
+                                                          "error_median")}
             fold_recs[fold.name]["file"] = f"folds/{path.name}"
             ctx.manifest.add_product(ctx.folder, fold_recs[fold.name]["file"])
         else:
@@ -314,11 +220,11 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     t2 = time.perf_counter()
 
     files = [ctx.folder / fold_recs[n]["file"] for n in run.names]
-    units = _units(files)
+    units = unit_table_of(files)
     seed = int(sc.seed or 0)
     per_class = group_shares(units, None, n_boot=sc.n_boot, ci=sc.ci, seed=seed)
     everything = {k: "all" for k in units["key"].unique()}
-    clusters = _cluster_groups(ctx.folder.parent / "concepts")
+    clusters = load_concepts(ctx.config.output_dir).pooled_groups()
     shares = pd.concat([per_class, group_shares(units, everything, n_boot=sc.n_boot,
                                                 ci=sc.ci, seed=seed),
                         group_shares(units, clusters, n_boot=sc.n_boot, ci=sc.ci,
@@ -327,28 +233,18 @@ def _run(ctx: StageContext) -> dict[str, Any]:
                       subject_shares(units, clusters)], ignore_index=True)
     icas = {s: SubjectICA.load(ctx.folder / records[s]["file"]) for s in records}
     for frame, name in ((units, "units.csv"), (shares, "shares.csv"),
-                        (subj, "subject_shares.csv"), (_components(files, icas),
+                        (subj, "subject_shares.csv"), (component_table(files, icas),
                                                        "components.csv")):
-        _write_csv(ctx, frame, name)
+        ctx.write_csv(frame, name)
     errors = [r["error_max"] for r in fold_recs.values() if np.isfinite(r["error_max"])]
     ctx.manifest.extra.update(
-        summary=_headline(shares), conservation_error_max=max(errors, default=float("nan")),
+        summary=headline(shares), conservation_error_max=max(errors, default=float("nan")),
         notes=[{"note": n, "subjects": c} for n, c in notes.items()],
         wall_time_s={"ica": round(t1 - t0, 3), "layer": round(t2 - t1, 3),
                      "shares": round(time.perf_counter() - t2, 3)},
     )
     return {"subjects": sorted(records), "failed": dict(failed),
             "summary": ctx.manifest.extra["summary"]}
-
-
-def _cluster_groups(folder: Path) -> dict[tuple[str, str], str]:
-    """(filter key, class) -> ``<class>/<pooled cluster>`` of pipeline B (noise left out)."""
-    from ..concepts import load_concepts
-
-    filters = load_concepts(folder).filters
-    kept = filters[~filters["cluster_pooled"].isin(["NC", "excluded"])]
-    return {(str(k), str(c)): f"{c}/{g}" for k, c, g in
-            zip(kept["key"], kept["class"], kept["cluster_pooled"], strict=True)}
 
 
 def _report(report: Any, ctx: Any) -> None:

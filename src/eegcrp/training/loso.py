@@ -55,7 +55,7 @@ from eegcrp.io import (
     save_checkpoint,
     sha256_file,
     versions,
-    write_bytes_atomic,
+    write_csv_atomic,
     write_json_atomic,
 )
 from eegcrp.models import build_model
@@ -69,8 +69,8 @@ from .selection import _inner_loop
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FOLD_FORMAT", "FoldSpec", "LOSOTrainer", "fold_seeds", "loso_splits",
-           "training_settings"]
+__all__ = ["FOLD_FORMAT", "FoldSpec", "LOSOTrainer", "fold_seeds", "loso_splits", "run_fold",
+           "subject_key", "training_settings"]
 
 #: Version of the fold JSON layout.
 FOLD_FORMAT = 2
@@ -92,7 +92,8 @@ def training_settings(config: TrainingConfig) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- splits and seeds
-def _subject_key(subject: str) -> int:
+def subject_key(subject: str) -> int:
+    """A stable 64-bit integer of a subject id (seeds derive from it, not from order)."""
     return int.from_bytes(hashlib.sha256(str(subject).encode()).digest()[:8], "little")
 
 
@@ -100,7 +101,7 @@ def fold_seeds(seed: int, repetition: int, subject: str) -> tuple[
     np.random.Generator, np.random.Generator, int
 ]:
     """Seeds of one fold: (validation-split rng, batch-shuffle rng, torch seed)."""
-    root = np.random.SeedSequence([int(seed), int(repetition), _subject_key(subject)])
+    root = np.random.SeedSequence([int(seed), int(repetition), subject_key(subject)])
     split, shuffle, torch_ss = root.spawn(3)
     torch_seed = int(torch_ss.generate_state(1, np.uint64)[0] % (2**63 - 1))
     return np.random.default_rng(split), np.random.default_rng(shuffle), torch_seed
@@ -213,7 +214,7 @@ def _torch_settings(threads: int) -> Iterator[None]:
         torch.backends.cudnn.deterministic = old_cudnn_det
 
 
-def _run_fold(
+def run_fold(
     spec: FoldSpec,
     x: np.ndarray,
     y: np.ndarray,
@@ -442,7 +443,7 @@ class LOSOTrainer:
         tasks = ((spec, x, y, groups, trial, shape, mc, tc, auto) for spec in pending)
         with tqdm(total=len(specs), initial=len(self.skipped_), desc="LOSO folds", unit="fold",
                   disable=not progress) as bar:
-            for result in parallel_map(_run_fold, tasks, tc, n_tasks=len(pending),
+            for result in parallel_map(run_fold, tasks, tc, n_tasks=len(pending),
                                        scatter=[a for a in (x, y, auto) if a is not None],
                                        what="folds"):
                 record = _save_fold(folds_dir, result, meta)
@@ -464,7 +465,7 @@ class LOSOTrainer:
         self.metrics_ = pd.DataFrame(
             [{c: f.get(c) for c in columns} for f in self.folds_], columns=columns
         ).astype({m: float for m in METRICS})
-        write_bytes_atomic(out_dir / "metrics.csv", self.metrics_.to_csv(index=False).encode())
+        write_csv_atomic(out_dir / "metrics.csv", self.metrics_)
         return self
 
 

@@ -23,8 +23,8 @@ from .loop import train_model
 __all__: list[str] = []
 
 
-def _subject_key(subject: str) -> int:
-    from .loso import _subject_key as key
+def subject_key(subject: str) -> int:
+    from .loso import subject_key as key
 
     return key(subject)
 
@@ -50,7 +50,7 @@ def _inner_loop(spec: Any, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
             f"{tc.inner_folds} inner folds; lower training.inner_folds or add subjects"
         )
     root = np.random.SeedSequence([int(spec.seed), int(spec.repetition),
-                                   _subject_key(spec.subject), 1])
+                                   subject_key(spec.subject), 1])
     order_ss, *model_ss = root.spawn(tc.inner_folds + 1)
     order = np.random.default_rng(order_ss).permutation(len(subjects))
     parts = [[subjects[i] for i in sorted(part)] for part in
