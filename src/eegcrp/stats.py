@@ -12,6 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+#: How signed relevance is summed over a set (regions, components): as it is, its positive
+#: part only, or its magnitude. Defined here once for every summary that uses them.
+MEASURES = ("signed", "positive", "absolute")
+
 __all__ = ["METRICS", "chance_threshold", "fold_metrics", "pooled_metrics", "summarize"]
 
 #: Per-fold scores written to metrics.csv.

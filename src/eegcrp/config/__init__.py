@@ -163,7 +163,17 @@ def _format_errors(exc: ValidationError, raw: Mapping, source: str) -> str:
     return "\n".join(lines)
 
 
-_KIND_TAGS = {"bciciv2b", "eegmmidb", "eegmat", "kul_aad", "moabb", "folder", "simulated"}
+def _kinds() -> set[str]:
+    """The ``dataset.kind`` values, from the dataset config union (its discriminator)."""
+    from typing import get_args
+
+    from .data import DatasetConfig
+
+    return {cls.model_fields["kind"].default for cls in get_args(get_args(DatasetConfig)[0])}
+
+
+#: pydantic puts the union member's tag into error locations; they are left out of messages
+_KIND_TAGS = _kinds()
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -21,7 +21,6 @@ against it (a truncated or corrupt file is logged and recomputed, never used).
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import logging
 import time
@@ -34,7 +33,7 @@ import mne
 
 from ..config import StudyConfig, config_hash
 from ..data.base import BaseLoader, DataError, EEGDataset
-from ..io import TMP_PREFIX, atomic_path, sha256_file, write_json_atomic
+from ..io import TMP_PREFIX, atomic_path, package_version, sha256_file, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +63,6 @@ def code_hash() -> str:
         for path in sorted((_PACKAGE / folder).rglob("*.py")):
             entries.append([path.relative_to(_PACKAGE).as_posix(), sha256_file(path)])
     return config_hash({"code": entries})
-
-
-def package_version() -> str:
-    """The installed eegcrp version (``0+unknown`` when run from an uninstalled tree)."""
-    try:
-        return importlib.metadata.version("eegcrp")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def cache_key(config: StudyConfig) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from ..config import StudyConfig
 from ..data.base import EEGDataset
 from ..errors import StageError
-from ..io import atomic_path, sha256_file
+from ..io import sha256_file
 from .manifest import Manifest
 from .registry import Stage, StageContext, register
 
@@ -100,9 +100,7 @@ def _run(ctx: StageContext) -> EEGDataset:
 
     dataset = prepare(ctx.config, progress=ctx.progress)
     summary = dataset.summary()
-    with atomic_path(ctx.folder / "summary.csv", ".csv") as tmp:
-        summary.to_csv(tmp)
-    ctx.manifest.add_product(ctx.folder, "summary.csv")
+    ctx.write_csv(summary, "summary.csv", index=True)
     files = _cache_files(dataset)
     first = dataset[dataset.subjects[0]]
     info = {k: v for k, v in dataset.info.items()

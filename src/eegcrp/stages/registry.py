@@ -37,6 +37,7 @@ from ..io import (
     package_version,
     remove_temporary,
     write_bytes_atomic,
+    write_csv_atomic,
     write_text_atomic,
 )
 from .manifest import MANIFEST_NAME, Manifest, mismatch_error, stale_files
@@ -237,6 +238,11 @@ class StageContext:
     def save(self) -> None:
         """Write the manifest as it stands (call after each finished unit of work)."""
         self.manifest.write(self.folder)
+
+    def write_csv(self, frame: Any, name: str, index: bool = False) -> None:
+        """Write a product table ``<folder>/<name>`` atomically and record it."""
+        write_csv_atomic(self.folder / name, frame, index=index)
+        self.manifest.add_product(self.folder, name)
 
 
 def save_config(config: StudyConfig) -> Path:
