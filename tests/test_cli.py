@@ -7,9 +7,10 @@ import pytest
 import yaml
 
 from eegcrp.cli import main
-from tests.conftest import real_folder
+from tests.helpers import real_folder
 
 
+@pytest.mark.realdata
 def test_prepare_bciciv2b_end_to_end(tmp_path, capsys) -> None:
     real_folder("bciciv2b_epoched")
     rc = main(["prepare", "configs/bciciv2b.yaml", "--out", str(tmp_path), "-q"])
@@ -21,10 +22,15 @@ def test_prepare_bciciv2b_end_to_end(tmp_path, capsys) -> None:
     assert (table["sfreq"] == 128).all() and (table["epoch_s"] == 3).all()
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["output_dir"] == str(tmp_path)
-    # second run reads the cache
+    # second run reads the cache: no cached file is written again
+    cache = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*")
+             if p.is_file() and p.name != "manifest.json"}  # the cache's index is rewritten
+    assert len([p for p in cache if p.name.endswith("-epo.fif")]) == 9
     assert main(["prepare", "configs/bciciv2b.yaml", "--out", str(tmp_path), "-q"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in cache} == cache
 
 
+@pytest.mark.realdata
 def test_set_overrides_and_report(tmp_path, capsys) -> None:
     real_folder("bciciv2b_epoched")
     args = ["configs/bciciv2b.yaml", "--out", str(tmp_path), "-q",
@@ -38,6 +44,7 @@ def test_set_overrides_and_report(tmp_path, capsys) -> None:
     assert "bipolar derivations" in html  # C3/Cz/C4 of BCI IV 2b: no scalp maps
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize(("args", "message"), [
     (["--set", "preprocessing.windw=2"], "preprocessing.windw: unknown key"),
     (["--set", "dataset.subjects=[42]"], r"subjects \[42\] not found"),
@@ -77,15 +84,19 @@ def test_run_all_stages_on_tiny_simulated_study(tmp_path, capsys) -> None:
         assert (out / stage / "manifest.json").is_file()
     html = (out / "report.html").read_text()
     assert "Classification" in html and "Ground truth (simulation)" in html
-    # a re-run reuses every finished fold
+    # a re-run reuses every finished fold: no model, heatmap or ICA is written again
+    done = {p: p.stat().st_mtime_ns for p in out.rglob("*")
+            if p.suffix in (".pt", ".h5", ".fif")}
+    assert len(done) >= 3 + 3 + 3  # folds, explain folds, subjects' cache files
     assert main(["run", str(config), "--out", str(out), "-q"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in done} == done
     # explain without training is a clear error
     rc = main(["explain", str(config), "--out", str(tmp_path / "empty"), "-q"])
     assert rc == 2 and "run `eegcrp train CONFIG`" in capsys.readouterr().err
 
 
 def _tiny_yaml(tmp_path, **update):
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
 
     config = tiny_config(tmp_path / "run").model_copy(update=update)
     path = tmp_path / "tiny.yaml"

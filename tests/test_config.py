@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from eegcrp.config import ConfigError, apply_overrides, config_hash, load_config
@@ -72,4 +74,16 @@ def test_config_hash_is_order_independent() -> None:
 @pytest.mark.parametrize("name", ["bciciv2b", "eegmat", "eegmmidb", "kul_aad",
                                   "moabb_cho2017", "folder_example"])
 def test_shipped_configs_validate(name: str) -> None:
-    load_config(f"configs/{name}.yaml")
+    import yaml
+
+    config = load_config(f"configs/{name}.yaml")
+    raw = yaml.safe_load(Path(f"configs/{name}.yaml").read_text())
+    # every value the file sets is the one the study gets
+    assert config.name == raw["name"] and config.dataset.kind == raw["dataset"]["kind"]
+    for section, values in raw.items():
+        if isinstance(values, dict):
+            got = getattr(config, section).model_dump(mode="json")
+            for key, value in values.items():
+                if key in got and not isinstance(value, (dict, list)) and value is not None:
+                    assert got[key] == value or got[key] == type(got[key])(value), (
+                        section, key)

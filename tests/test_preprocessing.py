@@ -11,7 +11,7 @@ from eegcrp.config import PreprocessingConfig, load_config
 from eegcrp.data import get_loader
 from eegcrp.data.base import DataError, Recording, is_bipolar, make_epochs, make_segment
 from eegcrp.preprocessing import Preprocessor
-from tests.conftest import real_folder
+from tests.helpers import real_folder
 
 CH = ("C3", "Cz", "C4", "Pz")
 EVENT_ID = {"a": 1, "b": 2}

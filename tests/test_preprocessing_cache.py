@@ -16,8 +16,7 @@ from eegcrp.config import load_config
 from eegcrp.data.base import DataError
 from eegcrp.preprocessing import cache as cache_module
 from eegcrp.preprocessing import cache_folder, cache_key, load_continuous, prepare
-from tests.conftest import real_folder
-from tests.data.test_kul import _write_subject
+from tests.helpers import real_folder, write_kul_subject
 
 SIM = {"kind": "simulated", "n_subjects": 3, "n_trials": 8, "channels": "10-20_19",
        "margin": 3.0}
@@ -281,9 +280,9 @@ def test_window_longer_than_simulated_trials_names_the_loader_fix(tmp_path) -> N
 def test_subject_with_too_short_trials_is_dropped_with_warning(tmp_path, caplog) -> None:
     data = tmp_path / "kul"
     data.mkdir()
-    _write_subject(data, 1)
-    _write_subject(data, 2, n_samples=2 * 128)  # 2-s trials: no 3-s window fits
-    _write_subject(data, 3)
+    write_kul_subject(data, 1)
+    write_kul_subject(data, 2, n_samples=2 * 128)  # 2-s trials: no 3-s window fits
+    write_kul_subject(data, 3)
     cfg = load_config({"dataset": {"kind": "kul_aad", "path": str(data), "n_trials": 3},
                        "output_dir": str(tmp_path / "out")})
     with caplog.at_level(logging.WARNING):

@@ -19,7 +19,7 @@ from eegcrp.store import (
     open_relevance,
     read_fold_attrs,
 )
-from tests.conftest import copy_study
+from tests.helpers import copy_study
 
 
 def test_load_relevance_is_a_labelled_xarray_dataset(tiny_study):

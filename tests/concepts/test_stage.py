@@ -20,7 +20,7 @@ from eegcrp.stages import expected_identity, run_stage
 from eegcrp.stages.concepts import _describe
 from eegcrp.stages.report import report_context
 from eegcrp.store import open_relevance
-from tests.conftest import copy_study, run_stages, tiny_config
+from tests.helpers import copy_study, run_stages, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eegcrp.data.base import DataError, EEGDataset, make_epochs, make_montage
-from tests.conftest import synthetic_dataset
+from tests.helpers import synthetic_dataset
 
 
 def _epochs(data=None, ch_names=("C3", "Cz", "C4"), labels=("a", "b"), subject="s1"):

@@ -20,7 +20,7 @@ import yaml
 from eegcrp.cli import main
 from eegcrp.data import DataError
 from eegcrp.data.edf import check_edf, read_edf_header
-from tests.conftest import real_folder
+from tests.helpers import real_folder
 
 SFREQ = 128.0
 EEG = ["C3", "Cz", "C4"]

@@ -15,32 +15,7 @@ from eegcrp.config import KULConfig
 from eegcrp.data.base import DataError
 from eegcrp.data.kul import CHANNELS, EVENT_ID, KULLoader
 from eegcrp.data.registry import get_loader
-
-SFREQ = 128
-SECONDS = 20
-
-
-def _trial(rng: np.random.Generator, ear: Any, n_samples: int = SECONDS * SFREQ) -> dict:
-    return {
-        "RawData": {"EegData": rng.normal(0.0, 20.0, (n_samples, 64)), "Channels": np.arange(64)},
-        "FileHeader": {"SampleRate": SFREQ},
-        "attended_ear": ear,
-        "attended_track": 1,
-        "condition": "hrtf",
-    }
-
-
-def _write(path: Path, trials: list[dict]) -> Path:
-    cell = np.empty(len(trials), dtype=object)
-    for i, trial in enumerate(trials):
-        cell[i] = trial
-    scipy.io.savemat(path, {"trials": cell})
-    return path
-
-
-def _write_subject(folder: Path, num: int, ears: str = "LRL", **kwargs: Any) -> Path:
-    rng = np.random.default_rng(num)
-    return _write(folder / f"S{num}.mat", [_trial(rng, ear, **kwargs) for ear in ears])
+from tests.helpers import KUL_SECONDS, KUL_SFREQ, kul_trial, write_kul_file, write_kul_subject
 
 
 def _loader(folder: Path, **kwargs: Any) -> KULLoader:
@@ -48,8 +23,8 @@ def _loader(folder: Path, **kwargs: Any) -> KULLoader:
 
 
 def test_loads_two_subjects(tmp_path: Path) -> None:
-    _write_subject(tmp_path, 1, "LRL")
-    _write_subject(tmp_path, 2, "RRL")
+    write_kul_subject(tmp_path, 1, "LRL")
+    write_kul_subject(tmp_path, 2, "RRL")
     (tmp_path / "notes.txt").write_text("ignored")
     loader = get_loader(KULConfig(path=tmp_path, n_trials=3))
     assert isinstance(loader, KULLoader)
@@ -59,10 +34,10 @@ def test_loads_two_subjects(tmp_path: Path) -> None:
     assert dataset.task == "auditory_attention"
     assert dataset.mains_freq == 50.0
     assert dataset.event_id == EVENT_ID
-    assert dataset.sfreq == SFREQ
+    assert dataset.sfreq == KUL_SFREQ
     assert dataset.ch_names == CHANNELS == mne.channels.make_standard_montage("biosemi64").ch_names
     ep = dataset["S1"]
-    assert ep.get_data().shape == (3, 64, SECONDS * SFREQ)
+    assert ep.get_data().shape == (3, 64, KUL_SECONDS * KUL_SFREQ)
     assert list(ep.events[:, 2]) == [1, 2, 1]
     assert list(dataset["S2"].events[:, 2]) == [2, 2, 1]
     assert list(ep.metadata["subject"]) == ["S1"] * 3
@@ -74,20 +49,20 @@ def test_loads_two_subjects(tmp_path: Path) -> None:
     first = raw["trials"][0].RawData.EegData
     np.testing.assert_allclose(ep.get_data()[0], first.T * 1e-6)
     # positions are those of the biosemi64 montage
-    ref = mne.create_info(CHANNELS, SFREQ, "eeg")
+    ref = mne.create_info(CHANNELS, KUL_SFREQ, "eeg")
     ref.set_montage("biosemi64")
     locs = np.array([ch["loc"][:3] for ch in ep.info["chs"]])
     np.testing.assert_allclose(locs, [ch["loc"][:3] for ch in ref["chs"]])
     assert np.all(np.linalg.norm(locs, axis=1) > 0.05)
     X, y, groups = dataset.get_data()
-    assert X.shape == (6, 64, SECONDS * SFREQ)
+    assert X.shape == (6, 64, KUL_SECONDS * KUL_SFREQ)
     assert list(y) == [0, 1, 0, 1, 1, 0]
     assert list(groups) == ["S1"] * 3 + ["S2"] * 3
 
 
 def test_subject_selection_and_n_trials(tmp_path: Path) -> None:
-    _write_subject(tmp_path, 1)
-    _write_subject(tmp_path, 3)
+    write_kul_subject(tmp_path, 1)
+    write_kul_subject(tmp_path, 3)
     loader = _loader(tmp_path, subjects=[3])
     assert loader.subject_ids() == ["S3"]
     assert loader.files("S3") == [tmp_path / "S3.mat"]
@@ -102,9 +77,9 @@ def test_subject_selection_and_n_trials(tmp_path: Path) -> None:
 def test_single_trial_struct(tmp_path: Path) -> None:
     # MATLAB squeezes a 1-element cell to a bare struct; the reader must accept both.
     rng = np.random.default_rng(0)
-    scipy.io.savemat(tmp_path / "S5.mat", {"trials": _trial(rng, "R")})
+    scipy.io.savemat(tmp_path / "S5.mat", {"trials": kul_trial(rng, "R")})
     ep = KULLoader(KULConfig(path=tmp_path, n_trials=1)).load_subject("S5")
-    assert ep.get_data().shape == (1, 64, SECONDS * SFREQ)
+    assert ep.get_data().shape == (1, 64, KUL_SECONDS * KUL_SFREQ)
     assert list(ep.events[:, 2]) == [EVENT_ID["right_ear"]]
     assert ep.event_id == EVENT_ID
     assert list(ep.metadata["attended_track"]) == ["1"]
@@ -112,9 +87,9 @@ def test_single_trial_struct(tmp_path: Path) -> None:
 
 def test_unequal_trials_truncated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     rng = np.random.default_rng(1)
-    _write(
+    write_kul_file(
         tmp_path / "S1.mat",
-        [_trial(rng, "L", 1000), _trial(rng, "R", 900), _trial(rng, "L", 1100)],
+        [kul_trial(rng, "L", 1000), kul_trial(rng, "R", 900), kul_trial(rng, "L", 1100)],
     )
     with caplog.at_level(logging.INFO, logger="eegcrp.data.kul"):
         ep = _loader(tmp_path).load_subject("S1")
@@ -134,7 +109,7 @@ def test_folder_without_files(tmp_path: Path) -> None:
 
 
 def test_corrupt_file(tmp_path: Path) -> None:
-    path = _write_subject(tmp_path, 1)
+    path = write_kul_subject(tmp_path, 1)
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(DataError, match=r"S1\.mat could not be read.*copy it again"):
         _loader(tmp_path).load_subject("S1")
@@ -154,9 +129,9 @@ def test_missing_trials(tmp_path: Path) -> None:
 
 def test_missing_field(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    trials = [_trial(rng, "L") for _ in range(3)]
+    trials = [kul_trial(rng, "L") for _ in range(3)]
     del trials[1]["FileHeader"]
-    _write(tmp_path / "S1.mat", trials)
+    write_kul_file(tmp_path / "S1.mat", trials)
     with pytest.raises(DataError, match=r"S1\.mat: trial 2 has no field 'FileHeader'"):
         _loader(tmp_path).load_subject("S1")
 
@@ -164,24 +139,25 @@ def test_missing_field(tmp_path: Path) -> None:
 @pytest.mark.parametrize("ear", ["X", "left", 3])
 def test_bad_attended_ear(tmp_path: Path, ear: Any) -> None:
     rng = np.random.default_rng(0)
-    _write(tmp_path / "S1.mat", [_trial(rng, "L"), _trial(rng, ear), _trial(rng, "R")])
+    write_kul_file(tmp_path / "S1.mat",
+                   [kul_trial(rng, "L"), kul_trial(rng, ear), kul_trial(rng, "R")])
     with pytest.raises(DataError, match=r"S1\.mat: trial 2 has attended_ear .* expected 'L' or"):
         _loader(tmp_path).load_subject("S1")
 
 
 def test_wrong_channel_count(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    trials = [_trial(rng, "L") for _ in range(3)]
+    trials = [kul_trial(rng, "L") for _ in range(3)]
     trials[0]["RawData"]["EegData"] = rng.normal(size=(500, 66))
-    _write(tmp_path / "S1.mat", trials)
+    write_kul_file(tmp_path / "S1.mat", trials)
     with pytest.raises(DataError, match=r"trial 1 has EegData of shape \(500, 66\)"):
         _loader(tmp_path).load_subject("S1")
 
 
 def test_non_finite_data(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    trials = [_trial(rng, "L") for _ in range(3)]
+    trials = [kul_trial(rng, "L") for _ in range(3)]
     trials[2]["RawData"]["EegData"][5, 7] = np.nan
-    _write(tmp_path / "S1.mat", trials)
+    write_kul_file(tmp_path / "S1.mat", trials)
     with pytest.raises(DataError, match=r"S1\.mat \(subject S1\) contains 1 NaN"):
         _loader(tmp_path).load_subject("S1")

@@ -10,7 +10,7 @@ import pytest
 from eegcrp.config import load_config
 from eegcrp.data import DataError, get_loader
 from eegcrp.data.base import is_bipolar
-from tests.conftest import real_folder
+from tests.helpers import real_folder
 
 
 def _loader(kind: str, **params):

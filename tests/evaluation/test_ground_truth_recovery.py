@@ -11,7 +11,7 @@ import pytest
 from eegcrp.stages import require
 from eegcrp.stages.prepare import load_prepared
 from eegcrp.store import open_relevance
-from tests.conftest import run_stages, tiny_config
+from tests.helpers import run_stages, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

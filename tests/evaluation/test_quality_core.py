@@ -19,7 +19,7 @@ from eegcrp.evaluation import (
     similarity,
     steps_for,
 )
-from tests.relevance.test_crp import make_model
+from tests.helpers import make_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,7 +8,7 @@ import pytest
 
 from eegcrp.evaluation import attribute, decision_score, perturbation_curves
 from eegcrp.evaluation.perturbation import Domain
-from tests.relevance.test_crp import make_model
+from tests.helpers import make_model
 
 quantus = pytest.importorskip("quantus", reason="quantus is not installed (eegcrp[quality])")
 

@@ -9,7 +9,7 @@ from eegcrp.relevance.alignment import SensorLayer, sensor_relevance
 from eegcrp.relevance.crp import ConceptExplainer
 from eegcrp.training import normalize_windows
 from eegcrp.training.alignment import apply_maps, subject_maps
-from tests.relevance.test_crp import make_model
+from tests.helpers import make_model
 
 
 def _aligned(seed=0, n=6, c=4, t=128):

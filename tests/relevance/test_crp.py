@@ -8,64 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from eegcrp.config import ExplainConfig, ModelConfig
+from eegcrp.config import ExplainConfig
 from eegcrp.config.stages import EEGNET_CONV_LAYERS
 from eegcrp.errors import ExplainError
-from eegcrp.models import build_model
 from eegcrp.relevance.crp import ConceptExplainer, initial_relevance, select_samples
 from eegcrp.relevance.rules import COMPOSITES, ExactMergeBatchNorm, build_composite, without_bias
-
-C, T = 4, 128
-
+from tests.helpers import C, T, make_model, rel_close, windows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def make_model(n_channels: int = C, n_times: int = T, seed: int = 0, bias: bool = True,
-               bn_eps: float | None = None, variant: str = "eegnet") -> nn.Sequential:
-    """A random EEGNet whose batch norms are calibrated on random data like a trained one.
-
-    ``bias=False`` gives a bias-free network (batch-norm shifts, running means and the
-    classifier bias zero); otherwise shifts and the classifier bias are random.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = build_model(ModelConfig(variant=variant), n_channels, n_times, 2, 128.0)
-    x = torch.randn(64, n_channels, n_times, generator=gen)
-    with torch.no_grad():
-        for mod in model.modules():
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.momentum = None
-                mod.reset_running_stats()
-        model.train()
-        model(x)
-        model.eval()
-        for mod in model.modules():
-            if isinstance(mod, nn.BatchNorm2d):
-                if bn_eps is not None:
-                    mod.eps = bn_eps
-                mod.weight.uniform_(0.5, 1.5, generator=gen)
-                if bias:
-                    mod.bias.normal_(0.0, 0.3, generator=gen)
-                else:
-                    mod.running_mean.zero_()
-                    mod.bias.zero_()
-        if model.classifier.bias is not None:
-            if bias:
-                model.classifier.bias.normal_(0.0, 0.5, generator=gen)
-            else:
-                model.classifier.bias.zero_()
-    return model
-
-
-def windows(n: int = 8, n_channels: int = C, n_times: int = T, seed: int = 1) -> torch.Tensor:
-    return torch.randn(n, n_channels, n_times, generator=torch.Generator().manual_seed(seed))
-
-
-def rel_close(a: torch.Tensor, b: torch.Tensor, tol: float) -> bool:
-    """|a - b| <= tol * max|b| elementwise (relative to the array's scale)."""
-    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
-    return bool((a - b).abs().max() <= tol * b.abs().max())
 
 
 # --------------------------------------------------------------------------- conservation

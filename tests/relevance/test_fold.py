@@ -14,7 +14,7 @@ from eegcrp.errors import ExplainError
 from eegcrp.relevance.crp import ConceptExplainer, select_samples
 from eegcrp.relevance.fold import FoldData, explain_fold
 from eegcrp.training import normalize_windows
-from tests.relevance.test_crp import C, T, make_model, rel_close
+from tests.helpers import C, T, make_model, rel_close
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

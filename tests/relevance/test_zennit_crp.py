@@ -18,7 +18,7 @@ import torch
 
 from eegcrp.relevance.crp import ConceptExplainer
 from eegcrp.relevance.rules import build_composite
-from tests.relevance.test_crp import make_model, windows
+from tests.helpers import make_model, windows
 
 attribution = pytest.importorskip("crp.attribution", reason="zennit-crp is not installed")
 concepts = pytest.importorskip("crp.concepts")

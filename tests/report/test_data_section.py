@@ -11,7 +11,7 @@ from eegcrp.config import load_config
 from eegcrp.report.data_section import add_data_section, class_psd, counts_table_html
 from eegcrp.stages.prepare import channel_table
 from eegcrp.stages.report import report_context
-from tests.conftest import synthetic_dataset
+from tests.helpers import synthetic_dataset
 
 
 def _html(report: mne.Report, path) -> str:

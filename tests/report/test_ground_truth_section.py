@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import mne
 
 from eegcrp.stages.report import report_context
-from tests.conftest import synthetic_dataset
+from tests.helpers import synthetic_dataset
 
 
 def test_ground_truth_section_lists_effects_and_artefacts(tiny_study, tmp_path) -> None:

@@ -10,7 +10,7 @@ def sim_raw(tmp_path_factory):
     """One simulated subject's cached continuous data (blinks included) and its windows."""
     from eegcrp.preprocessing import prepare
     from eegcrp.preprocessing.cache import load_continuous
-    from tests.conftest import tiny_config
+    from tests.helpers import tiny_config
 
     config = tiny_config(tmp_path_factory.mktemp("simraw"), dataset={
         "n_subjects": 2, "subjects": [1, 2], "n_trials": 20, "blink_rate": 0.5})

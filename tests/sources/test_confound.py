@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from eegcrp.sources import load_sources
-from tests.conftest import run_stages, tiny_config
+from tests.helpers import run_stages, tiny_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -10,7 +10,7 @@ from eegcrp.preprocessing import prepare
 from eegcrp.preprocessing.cache import load_continuous
 from eegcrp.sources import fit_subject, ica_relevance
 from eegcrp.training import normalize_windows
-from tests.conftest import real_folder
+from tests.helpers import real_folder
 
 
 @pytest.mark.realdata

@@ -9,7 +9,7 @@ import pytest
 
 from eegcrp.regions import load_regions
 from eegcrp.sources import ICAConvergenceError, SourcesError, load_sources
-from tests.conftest import copy_study, run_stages, tiny_config
+from tests.helpers import copy_study, run_stages, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

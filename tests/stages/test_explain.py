@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eegcrp.store import load_relevance, open_relevance
-from tests.conftest import run_stages, tiny_config
+from tests.helpers import run_stages, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,7 +7,7 @@ import json
 from eegcrp.stages import STAGES, expected_identity
 from eegcrp.stages.manifest import Manifest, config_diff, stale_files
 from eegcrp.stages.registry import stage_sections
-from tests.conftest import tiny_config
+from tests.helpers import tiny_config
 
 
 def test_manifest_round_trip_and_digest(tmp_path):

@@ -25,7 +25,7 @@ from eegcrp.training.engine import (
     time_pool,
     window_autocorrelation,
 )
-from tests.conftest import real_folder
+from tests.helpers import real_folder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,7 +17,8 @@ from eegcrp.errors import EEGCRPError, TrainingError
 from eegcrp.io import load_checkpoint
 from eegcrp.stats import pooled_metrics, summarize
 from eegcrp.training import LOSOTrainer, fold_seeds, loso_splits, normalize_windows
-from tests.training.conftest import RESULT_COLUMNS, SFREQ, _results, make_dataset, tconfig
+from tests.helpers import RESULT_COLUMNS, make_dataset, result_columns, tconfig
+from tests.helpers import TRAIN_SFREQ as SFREQ
 
 
 @pytest.mark.parametrize("n_val", [0, 1, 2])
@@ -75,7 +76,7 @@ def test_inner_cv_chooses_epochs_from_training_subjects_only(dataset, tmp_path):
         best = np.flatnonzero(np.isclose(inner["mean_score"], min(inner["mean_score"])))
         assert inner["epochs"] - 1 in best
     again = LOSOTrainer(None, cfg).fit(dataset, tmp_path / "again", progress=False)
-    pd.testing.assert_frame_equal(_results(again), _results(trainer))
+    pd.testing.assert_frame_equal(result_columns(again), result_columns(trainer))
 
 
 def test_aligned_run_records_its_maps_and_learns(dataset, tmp_path):
@@ -147,7 +148,7 @@ def test_run_folder_layout_and_checkpoints(run, dataset):
 def test_same_seed_same_metrics(run, dataset, tmp_path):
     again = LOSOTrainer(ModelConfig(), tconfig()).fit(dataset, tmp_path, identity="id-abc",
                                                       progress=False)
-    pd.testing.assert_frame_equal(_results(again), _results(run))
+    pd.testing.assert_frame_equal(result_columns(again), result_columns(run))
 
 
 def test_resume_skips_finished_folds_and_retrains_damaged_ones(dataset, tmp_path):
@@ -176,7 +177,7 @@ def test_resume_skips_finished_folds_and_retrains_damaged_ones(dataset, tmp_path
         dataset, tmp_path, identity="A", progress=False
     )
     assert sorted(again.trained_) == ["rep00_sub-02", "rep01_sub-03", "rep01_sub-04"]
-    pd.testing.assert_frame_equal(_results(again), _results(more))
+    pd.testing.assert_frame_equal(result_columns(again), result_columns(more))
     load_checkpoint(pt)  # intact again
 
     # another identity reuses nothing
@@ -215,7 +216,7 @@ def test_dask_equals_serial(run, dataset, tmp_path):
         trainer = LOSOTrainer(ModelConfig(), cfg).fit(dataset, tmp_path, identity="id-abc",
                                                       progress=False)
     assert sorted(trainer.trained_) == sorted(run.trained_)
-    pd.testing.assert_frame_equal(_results(trainer), _results(run))
+    pd.testing.assert_frame_equal(result_columns(trainer), result_columns(run))
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="ray is installed")
@@ -233,7 +234,7 @@ def test_loky_processes_equal_serial(tmp_path):
     parallel = LOSOTrainer(None, cfg.model_copy(update={"n_jobs": 2})).fit(
         data, tmp_path / "loky", progress=False
     )
-    pd.testing.assert_frame_equal(_results(parallel), _results(serial))
+    pd.testing.assert_frame_equal(result_columns(parallel), result_columns(serial))
 
 
 @pytest.mark.slow
@@ -245,5 +246,5 @@ def test_dask_local_cluster_started_by_the_trainer(tmp_path):
     local = LOSOTrainer(None, cfg.model_copy(update={"backend": "dask", "n_jobs": 2})).fit(
         data, tmp_path / "dask", progress=False
     )
-    pd.testing.assert_frame_equal(_results(local), _results(serial))
+    pd.testing.assert_frame_equal(result_columns(local), result_columns(serial))
 
