@@ -160,8 +160,9 @@ def _run(ctx: StageContext) -> dict[str, Any]:
         else:
             pending.append(s)
     ctx.save()
-    logger.info("sources: ICA of %d subjects (%d reused), %s, n_components %s",
-                len(subjects), len(subjects) - len(pending), sc.method, sc.n_components)
+    logger.info("sources: ICA of %d subjects (%d already in the run folder), %s, "
+                "n_components %s", len(subjects), len(subjects) - len(pending), sc.method,
+                sc.n_components)
     tasks = ((s, prepared, sc, ctx.folder / "ica" / f"sub-{s}.h5", identity)
              for s in pending)
     for rec in parallel_map(_fit_task, tasks, sc, n_tasks=len(pending), what="subject ICAs"):
