@@ -10,6 +10,12 @@ from eegcrp.cli import main
 from tests.helpers import real_folder
 
 
+def _stamp(path):
+    """A file's inode and mtime: both stay when nobody wrote the file again."""
+    st = path.stat()
+    return st.st_ino, st.st_mtime_ns
+
+
 @pytest.mark.realdata
 def test_prepare_bciciv2b_end_to_end(tmp_path, capsys) -> None:
     real_folder("bciciv2b_epoched")
@@ -23,11 +29,12 @@ def test_prepare_bciciv2b_end_to_end(tmp_path, capsys) -> None:
     saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert saved["output_dir"] == str(tmp_path)
     # second run reads the cache: no cached file is written again
-    cache = {p: p.stat().st_mtime_ns for p in (tmp_path / "cache").rglob("*")
+    # (inode, mtime): an atomic rewrite gets a new inode even within the clock's resolution
+    cache = {p: _stamp(p) for p in (tmp_path / "cache").rglob("*")
              if p.is_file() and p.name != "manifest.json"}  # the cache's index is rewritten
     assert len([p for p in cache if p.name.endswith("-epo.fif")]) == 9
     assert main(["prepare", "configs/bciciv2b.yaml", "--out", str(tmp_path), "-q"]) == 0
-    assert {p: p.stat().st_mtime_ns for p in cache} == cache
+    assert {p: _stamp(p) for p in cache} == cache
 
 
 @pytest.mark.realdata
@@ -85,11 +92,10 @@ def test_run_all_stages_on_tiny_simulated_study(tmp_path, capsys) -> None:
     html = (out / "report.html").read_text()
     assert "Classification" in html and "Ground truth (simulation)" in html
     # a re-run reuses every finished fold: no model, heatmap or ICA is written again
-    done = {p: p.stat().st_mtime_ns for p in out.rglob("*")
-            if p.suffix in (".pt", ".h5", ".fif")}
+    done = {p: _stamp(p) for p in out.rglob("*") if p.suffix in (".pt", ".h5", ".fif")}
     assert len(done) >= 3 + 3 + 3  # folds, explain folds, subjects' cache files
     assert main(["run", str(config), "--out", str(out), "-q"]) == 0
-    assert {p: p.stat().st_mtime_ns for p in done} == done
+    assert {p: _stamp(p) for p in done} == done
     # explain without training is a clear error
     rc = main(["explain", str(config), "--out", str(tmp_path / "empty"), "-q"])
     assert rc == 2 and "run `eegcrp train CONFIG`" in capsys.readouterr().err

@@ -18,19 +18,12 @@ from matplotlib.figure import Figure
 
 from .figures import subplots
 
-__all__ = ["add_quality_section", "faithfulness_verdict", "load_quality"]
+__all__ = ["add_quality_section", "faithfulness_verdict"]
 
 #: Colour-blind-safe palette (Okabe & Ito) for methods.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000")
 SECTION = "Explanation quality"
-
-
-def load_quality(ctx: Any) -> dict[str, pd.DataFrame]:
-    """The evaluate stage's tables (empty frames for those not written)."""
-    from ..results import load_evaluation
-
-    return load_evaluation(ctx.folder("evaluate"))
 
 
 def faithfulness_verdict(aopc: pd.DataFrame, method: str) -> str:
@@ -158,7 +151,9 @@ def _table(frame: pd.DataFrame) -> str:
 
 def add_quality_section(report: mne.Report, ctx: Any) -> None:
     """Add the explanation-quality section from the verified ``evaluate`` results."""
-    tables = load_quality(ctx)
+    from ..results import load_evaluation
+
+    tables = load_evaluation(ctx.folder("evaluate"))
     aopc, curves, cons = tables["aopc"], tables["curves"], tables["conservation"]
     main = f"lrp:{ctx.config.explain.composite}"
     if not aopc.empty:

@@ -126,9 +126,10 @@ def add_summary_section(report: mne.Report, ctx: Any) -> None:
         if text:
             items.append(_item(text))
     if "evaluate" in ctx.manifests:
-        from .quality_section import faithfulness_verdict, load_quality
+        from ..results import load_evaluation
+        from .quality_section import faithfulness_verdict
 
-        aopc = load_quality(ctx)["aopc"]
+        aopc = load_evaluation(ctx.folder("evaluate"))["aopc"]
         if not aopc.empty:
             verdict = faithfulness_verdict(aopc, f"lrp:{ctx.config.explain.composite}")
             items.append(_item(f"Faithfulness: {html.escape(verdict)}."))

@@ -262,6 +262,13 @@ class SubjectICA:
             for key, value in (attrs or {}).items():
                 f.attrs[key] = value
 
+    @staticmethod
+    def stored_attribute(path: str | Path, name: str) -> str | None:
+        """A string attribute :meth:`save` wrote (``identity``, ``memo_key``); None when
+        absent."""
+        with h5py.File(path, "r") as f:
+            return str(f.attrs[name]) if name in f.attrs else None
+
     @classmethod
     def load(cls, path: str | Path) -> SubjectICA:
         """Read a file written by :meth:`save`."""

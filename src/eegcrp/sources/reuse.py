@@ -69,11 +69,8 @@ def recall(path: Path, key: str) -> SubjectICA | None:
     if not path.is_file():
         return None
     try:
-        import h5py
-
-        with h5py.File(path, "r") as f:
-            if str(f.attrs.get("memo_key", "")) != key:
-                return None
+        if SubjectICA.stored_attribute(path, "memo_key") != key:
+            return None
         return SubjectICA.load(path)
     except Exception as exc:  # truncated or foreign file: fit again, overwrite it later
         logger.warning("kept ICA %s is unreadable (%s); fitting again", path, exc)

@@ -117,9 +117,13 @@ def _fold_task(fold_path: Path, ica_files: dict[str, Path | None], prepared: Man
 
 
 def _file_identity(path: Path) -> str | None:
-    from ..sources.folds import file_attrs
+    """The stage identity a subject's ICA file was written with; None when unreadable."""
+    from ..sources import SubjectICA
 
-    return (file_attrs(path, ("identity",)) or {}).get("identity")
+    try:
+        return SubjectICA.stored_attribute(path, "identity")
+    except Exception:  # missing, truncated or not HDF5: fit again
+        return None
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
