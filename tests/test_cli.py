@@ -92,7 +92,7 @@ def test_run_all_stages_on_tiny_simulated_study(tmp_path, capsys) -> None:
     html = (out / "report.html").read_text()
     assert "Classification" in html and "Ground truth (simulation)" in html
     # a re-run reuses every finished fold: no model, heatmap or ICA is written again
-    done = {p: _stamp(p) for p in out.rglob("*") if p.suffix in (".pt", ".h5", ".fif")}
+    done = {p: _stamp(p) for p in out.rglob("*") if p.suffix in (".pt", ".h5", ".nc", ".fif")}
     assert len(done) >= 3 + 3 + 3  # folds, explain folds, subjects' cache files
     assert main(["run", str(config), "--out", str(out), "-q"]) == 0
     assert {p: _stamp(p) for p in done} == done

@@ -78,7 +78,7 @@ def test_ground_truth_stable_shared_concept_on_the_planted_region(tmp_path, monk
     extra = c.manifest["extra"]
     assert extra["summary"]["repetitions"] == 3 and extra["seed"] == cfg.seed
     assert set(c.manifest["products"]) == {"filters.csv", "clusters.csv", "stability.csv",
-                                           "agreement.csv", "clusters.h5"}
+                                           "agreement.csv", "clusters.nc"}
     assert c.arrays["relevance_band"].dims == ("cluster", "channel", "band")
     assert list(c.arrays["cluster"].values) == list(c.clusters["cluster_id"])
     # a re-run reuses the results; the description says what happened

@@ -42,8 +42,8 @@ def test_same_seed_same_decomposition_and_round_trip(sim_raw, fitted, tmp_path):
     raw, _ = sim_raw
     again = fit_subject(raw, "S01", seed=3)
     np.testing.assert_array_equal(again.unmixing, fitted.unmixing)
-    fitted.save(tmp_path / "s.h5", {"identity": "x"})
-    back = SubjectICA.load(tmp_path / "s.h5")
+    fitted.save(tmp_path / "s.nc", {"identity": "x"})
+    back = SubjectICA.load(tmp_path / "s.nc")
     np.testing.assert_array_equal(back.mixing, fitted.mixing)
     assert back.labels == fitted.labels and back.meta["seed"] == fitted.meta["seed"]
 

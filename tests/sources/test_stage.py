@@ -3,7 +3,6 @@ subject, resume, skipping, refusals, the report sections."""
 
 from __future__ import annotations
 
-import h5py
 import numpy as np
 import pytest
 
@@ -44,10 +43,11 @@ def test_sources_products_conservation_and_the_failed_subject(study):
     assert run.failed == {"S02": "the ICA of subject S02 did not converge"}
     assert run.subjects == ["S01", "S03"]
     assert run.extra["conservation_error_max"] < 1e-6
-    for path in run.fold_files():
-        with h5py.File(path, "r") as f:
-            comp, res, total = (f["pairs"][k][()] for k in ("component", "residual", "total"))
-            subject = f["pairs/subject"].asstr()[()]
+    for name in run.extra["order"]:
+        fold = run.fold(name)
+        comp, res, total = (fold[k].values for k in ("component", "residual", "total"))
+        subject = fold["window_subject"].values
+        assert fold["component"].dims == ("pair", "component")
         ok = subject != "S02"
         np.testing.assert_allclose(np.nansum(comp[ok], 1) + res[ok], total[ok], rtol=1e-6,
                                    atol=1e-9)
@@ -74,15 +74,15 @@ def test_report_sections_name_the_failed_subject(study):
 
 
 def test_rerun_reuses_the_files(study):
-    before = {p: p.stat().st_mtime_ns for p in (study.output_dir / "sources").rglob("*.h5")}
+    before = {p: p.stat().st_mtime_ns for p in (study.output_dir / "sources").rglob("*.nc")}
     run_stages(study, "sources")
     # the failed subject is retried and now succeeds: the folds with its windows are
     # recomputed, the others reused
     run = load_sources(study.output_dir)
     assert run.failed == {} and "S02" in set(run.units["subject"])
     redone = {p.name for p in before if p.stat().st_mtime_ns != before[p]}
-    assert redone == {"rep00_sub-S02.h5"}
-    assert (study.output_dir / "sources" / "ica" / "sub-S02.h5").is_file()
+    assert redone == {"rep00_sub-S02.nc"}
+    assert (study.output_dir / "sources" / "ica" / "sub-S02.nc").is_file()
 
 
 def test_a_kept_ica_is_reused_by_another_study_with_the_same_bytes(study, tmp_path,
@@ -104,7 +104,7 @@ def test_a_kept_ica_is_reused_by_another_study_with_the_same_bytes(study, tmp_pa
     run_stages(other, "sources")
     records = Manifest.read(other.output_dir / "sources").extra["subjects"]
     assert records["S01"]["reused_from_cache"] and records["S03"]["reused_from_cache"]
-    for name in ("sub-S01.h5", "sub-S03.h5"):
+    for name in ("sub-S01.nc", "sub-S03.nc"):
         assert (other.output_dir / "sources" / "ica" / name).read_bytes() == (
             study.output_dir / "sources" / "ica" / name).read_bytes()
 
@@ -116,7 +116,7 @@ def test_a_kept_ica_with_another_key_or_damaged_is_not_reused(tmp_path):
     key = memo_key("0" * 64, {"method": "picard"})
     assert key != memo_key("1" * 64, {"method": "picard"})
     assert key != memo_key("0" * 64, {"method": "infomax"})
-    path = tmp_path / "ica" / "sub-A-x.h5"
+    path = tmp_path / "ica" / "sub-A-x.nc"
     remember(ica, path, key)
     again = recall(path, key)
     np.testing.assert_array_equal(again.unmixing, ica.unmixing)

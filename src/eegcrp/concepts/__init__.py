@@ -47,8 +47,8 @@ settings used and a per-class summary) and:
     ``class``, ``kind`` (``same``: same held-out subject, other repetition; ``different``:
     other held-out subject, same repetition), ``fold_a``, ``fold_b``, ``r`` (Pearson
     correlation of the models' spectral relevance, channel x bin, summed over filters).
-``clusters.h5``: per-cluster arrays (plain h5py: ``data/<name>`` and ``coords/<name>``,
-    each with a JSON ``dims`` attribute), along ``cluster`` (= ``cluster_id``)
+``clusters.nc``: per-cluster arrays (netCDF-4, :mod:`eegcrp.netcdf`; opens in xarray with
+    its dims and coordinates), along ``cluster`` (= ``cluster_id``)
     ``relevance_band`` (cluster, channel, band; logit units per selected window, mean over
     filters), ``power_band`` (cluster, channel, band; mean energy per DFT bin of the
     z-scored selected windows), ``relevance_spectrum_mean``/``_sd`` (cluster, freq; summed

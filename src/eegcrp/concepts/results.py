@@ -3,24 +3,21 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..io import atomic_path, write_csv_atomic
+from ..io import write_csv_atomic
+from ..netcdf import read_netcdf, write_netcdf
 
 __all__ = ["PRODUCTS", "Concepts", "load_concepts", "write_concepts"]
 
 #: The product files, relative to the stage folder.
-PRODUCTS = ("filters.csv", "clusters.csv", "stability.csv", "agreement.csv", "clusters.h5")
+PRODUCTS = ("filters.csv", "clusters.csv", "stability.csv", "agreement.csv", "clusters.nc")
 
-_STR = h5py.string_dtype()
 #: Column dtypes restored on reading (CSV loses them).
 _DTYPES = {"subject": str, "fold": str, "key": str, "class": str, "cluster": str,
            "cluster_pooled": str, "cluster_rep": str, "matched": str, "excluded": str,
@@ -33,23 +30,6 @@ def _write_csv(frame: pd.DataFrame, target: Path) -> None:
     write_csv_atomic(target, frame)
 
 
-def _write_arrays(ds: xr.Dataset, target: Path) -> None:
-    """One HDF5 dataset per variable and coordinate, with its dims as a JSON attribute."""
-    with atomic_path(target, ".h5") as tmp, h5py.File(tmp, "w") as f:
-        for group, items in (("data", ds.data_vars), ("coords", ds.coords)):
-            g = f.create_group(group)
-            for name in items:
-                var = ds[name]
-                values = var.values
-                if values.dtype.kind in "OUS":
-                    dset = g.create_dataset(name, data=values.astype(object), dtype=_STR)
-                else:
-                    dset = g.create_dataset(name, data=values)
-                dset.attrs["dims"] = json.dumps(list(var.dims))
-        for key, value in ds.attrs.items():
-            f.attrs[key] = value
-
-
 def write_concepts(result: Any, folder: str | Path) -> list[str]:
     """Write a :class:`~eegcrp.concepts.pipeline.ConceptsResult` into ``folder`` (each file
     atomically); returns the written paths relative to ``folder``."""
@@ -59,27 +39,13 @@ def write_concepts(result: Any, folder: str | Path) -> list[str]:
     _write_csv(result.clusters, folder / "clusters.csv")
     _write_csv(result.stability, folder / "stability.csv")
     _write_csv(result.agreement, folder / "agreement.csv")
-    _write_arrays(result.arrays, folder / "clusters.h5")
+    write_netcdf(result.arrays, folder / "clusters.nc")
     return list(PRODUCTS)
 
 
 def read_arrays(path: str | Path) -> xr.Dataset:
-    """The per-cluster arrays file as an :class:`xarray.Dataset`."""
-
-    def values(dset: h5py.Dataset) -> np.ndarray:
-        v = dset[()]
-        if dset.dtype.kind == "O" or h5py.check_string_dtype(dset.dtype):
-            v = np.asarray([x.decode() if isinstance(x, bytes) else str(x)
-                            for x in np.ravel(v)], dtype=object).reshape(np.shape(v))
-        return v
-
-    with h5py.File(path, "r") as f:
-        coords = {n: (tuple(json.loads(d.attrs["dims"])), values(d))
-                  for n, d in f["coords"].items()}
-        data = {n: (tuple(json.loads(d.attrs["dims"])), values(d))
-                for n, d in f["data"].items()}
-        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-    return xr.Dataset(data, coords=coords, attrs=attrs)
+    """The per-cluster arrays file as an :class:`xarray.Dataset` (loaded, file closed)."""
+    return read_netcdf(path)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -165,5 +131,5 @@ def load_concepts(run_dir: str | Path) -> Concepts:
         filters=_read_csv(folder / "filters.csv"), clusters=_read_csv(folder / "clusters.csv"),
         stability=_read_csv(folder / "stability.csv"),
         agreement=_read_csv(folder / "agreement.csv"),
-        arrays=read_arrays(folder / "clusters.h5"), manifest=manifest, folder=folder,
+        arrays=read_arrays(folder / "clusters.nc"), manifest=manifest, folder=folder,
     )

@@ -10,7 +10,7 @@ Layout of ``<output_dir>/regions/``:
 ==========================  ===============================================================
 ``layout.json``             regions with their channels; empty, small, merged regions;
                             unassigned channels; preset channels missing from the data
-``channel_band.h5``         relevance per subject, class, measure, channel, band
+``channel_band.nc``         relevance per subject, class, measure, channel, band
                             (:class:`.cells.ChannelBand`)
 ``subject_cells.csv``       per subject, class, measure, region, band: sum, mean, share,
                             excess (the values the group tests use)
@@ -82,7 +82,7 @@ class RegionsRun:
 
     @property
     def channel_band(self) -> ChannelBand:
-        return ChannelBand.load(self.folder / "channel_band.h5")
+        return ChannelBand.load(self.folder / "channel_band.nc")
 
 
 def load_regions(run_dir: str | Path) -> RegionsRun:

@@ -24,7 +24,6 @@ expected from the region's channel count. Reported:
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,11 +31,11 @@ from itertools import combinations
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from ..io import atomic_path
+from ..netcdf import read_netcdf, write_netcdf
 from ..relevance.spectral import band_sum
 from ..stats import MEASURES
 from .layout import RegionLayout
@@ -59,22 +58,36 @@ class ChannelBand:
     channels: list[str]
     bands: dict[str, tuple[float, float]]
 
+    def to_dataset(self) -> xr.Dataset:
+        """The sums as a labelled dataset: ``values`` (subject, class, measure, channel,
+        band), ``n_pairs`` (subject, class), ``n_bins`` (band), band edges in Hz."""
+        dims = ("subject", "class", "measure", "channel", "band")
+        return xr.Dataset(
+            {"values": (dims, self.values), "n_pairs": (dims[:2], self.n_pairs),
+             "n_bins": (("band",), self.n_bins)},
+            coords={"subject": list(self.subjects), "class": list(self.classes),
+                    "measure": list(MEASURES), "channel": list(self.channels),
+                    "band": list(self.bands),
+                    "band_low": ("band", [float(v[0]) for v in self.bands.values()]),
+                    "band_high": ("band", [float(v[1]) for v in self.bands.values()])})
+
     def save(self, path: str | Path) -> None:
-        with atomic_path(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
-            f.create_dataset("values", data=self.values)
-            f.create_dataset("n_pairs", data=self.n_pairs)
-            f.create_dataset("n_bins", data=self.n_bins)
-            for key in ("subjects", "classes", "channels"):
-                f.attrs[key] = json.dumps(getattr(self, key))
-            f.attrs["bands"] = json.dumps({k: list(v) for k, v in self.bands.items()})
-            f.attrs["measures"] = json.dumps(list(MEASURES))
+        """Write :meth:`to_dataset` as netCDF-4 (:func:`eegcrp.netcdf.write_netcdf`)."""
+        write_netcdf(self.to_dataset(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> ChannelBand:
-        with h5py.File(path, "r") as f:
-            return cls(f["values"][()], f["n_pairs"][()], f["n_bins"][()],
-                       *(json.loads(f.attrs[k]) for k in ("subjects", "classes", "channels")),
-                       {k: tuple(v) for k, v in json.loads(f.attrs["bands"]).items()})
+        """Read a file written by :meth:`save`."""
+        ds = read_netcdf(path)
+        if list(ds["measure"].values) != list(MEASURES):
+            raise ValueError(f"{path} holds measures {list(ds['measure'].values)}, this "
+                             f"version {list(MEASURES)}; re-run `eegcrp regions --overwrite`")
+        bands = {str(b): (float(lo), float(hi)) for b, lo, hi in
+                 zip(ds["band"].values, ds["band_low"].values, ds["band_high"].values,
+                     strict=True)}
+        return cls(ds["values"].values, ds["n_pairs"].values, ds["n_bins"].values,
+                   *([str(v) for v in ds[k].values] for k in ("subject", "class", "channel")),
+                   bands)
 
 
 def channel_band(run: Any, bands: Mapping[str, tuple[float, float]], batch: int = 256

@@ -5,41 +5,42 @@ is the prepared window of the same subject, trial and onset; the subject's decom
 (:class:`.ica.SubjectICA`) splits it into component terms and a residual and
 :func:`.virtual.ica_relevance` gives each term's relevance, in total and per DFT bin.
 
-Fold file ``sources/folds/<fold>.h5`` (plain h5py):
+Fold file ``sources/folds/<fold>.nc`` (netCDF-4, :mod:`eegcrp.netcdf`):
 
-=====================================  ==============================================
-``/`` attributes                        identity, name, repetition, subject, layer,
-                                        classes, bands, categories, input_space,
-                                        n_pairs, n_skipped (windows of subjects without
-                                        ICA), error_max, error_median
-``pairs/class, filter, sample, rank``   as in the explain fold file (same row order)
-``pairs/key``, ``pairs/subject``        global filter key, subject of the window
-``pairs/component`` (P, K)              relevance per component (NaN: padding, or no ICA)
-``pairs/residual, total, error`` (P,)   residual term, heatmap total, conservation error
-``pairs/component_band`` (P, K, B)      relevance per component and band
-``pairs/residual_band`` (P, B)
-``pairs/categories`` (P, 2, 3, 8)       weighting x measure x category
-                                        (:mod:`.shares`, :data:`.ica.CATEGORIES`)
-``summary/<subject>/...``               per window subject: ``component_spectrum``
-                                        (class, K, F) and ``residual_spectrum`` (class,
-                                        F) summed over its rows, ``n_pairs`` (class,)
-``coords/freqs``                        DFT bin frequencies (Hz)
-=====================================  ==============================================
+====================================  ===============================================
+attributes                            identity, name, repetition, subject, layer,
+                                      classes, bands, categories, weightings,
+                                      measures, input_space, n_pairs, n_skipped
+                                      (windows of subjects without ICA), error_max,
+                                      error_median
+``class, filter, sample, rank`` (P)   as in the explain fold file (same row order)
+``key``, ``window_subject`` (P)       global filter key, subject of the window
+``component`` (P, K)                  relevance per component (NaN: padding, no ICA)
+``residual, total, error`` (P)        residual term, heatmap total, conservation error
+``component_band`` (P, K, B)          relevance per component and band
+``residual_band`` (P, B)
+``categories`` (P, 2, 3, 8)           weighting x measure x category
+                                      (:mod:`.shares`, :data:`.ica.CATEGORIES`)
+``component_spectrum`` (S, C, K, F)   per window subject ``summary_subject`` and class
+``residual_spectrum`` (S, C, F),      index: relevance per bin summed over its rows
+``summary_n_pairs`` (S, C)            (components past the subject's K are NaN), and
+                                      the number of rows
+``freq`` (F)                          DFT bin frequencies (Hz)
+====================================  ===============================================
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import mne
 import numpy as np
 import pandas as pd
+import xarray as xr
 
-from ..io import atomic_path
+from ..netcdf import read_attributes, read_netcdf, write_netcdf
 from ..relevance.spectral import band_sum
 from ..store import FoldRelevance
 from .ica import CATEGORIES, ICLABEL_CLASSES, SourcesError, SubjectICA
@@ -48,9 +49,6 @@ from .virtual import ica_relevance
 
 __all__ = ["category_spectra", "component_table", "file_attrs", "fold_sources",
            "unit_table_of", "window_lookup", "window_subjects"]
-
-_STR = h5py.string_dtype()
-
 
 def window_lookup(epochs: mne.BaseEpochs) -> dict[tuple[int, int], int]:
     """``(trial, onset in samples) -> row`` of a subject's prepared windows."""
@@ -183,41 +181,50 @@ def fold_sources(
         "error_max": float(error[done].max()) if done.any() else float("nan"),
         "error_median": float(np.median(error[done])) if done.any() else float("nan"),
     }
-    with atomic_path(out_path, ".h5") as tmp, h5py.File(tmp, "w") as f:
-        for key, value in record.items():
-            f.attrs[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
-        g = f.create_group("pairs")
-        for name, value in (("class", pcls), ("filter", pfilt), ("sample", psample),
-                            ("rank", prank), ("component", comp), ("residual", resid),
-                            ("total", total), ("error", error), ("component_band", comp_band),
-                            ("residual_band", resid_band), ("categories", cats)):
-            g.create_dataset(name, data=value)
-        g.create_dataset("key", data=keys.astype(str).astype(object), dtype=_STR)
-        g.create_dataset("subject", data=subj.astype(object), dtype=_STR)
-        for subject, arrays in summary.items():
-            sg = f.create_group(f"summary/{subject}")
-            for name, value in arrays.items():
-                sg.create_dataset(name, data=value)
-        f.create_dataset("coords/freqs", data=freqs)
+    write_netcdf(_fold_dataset(record, (pcls, pfilt, psample, prank), keys, subj,
+                               (comp, resid, total, error, comp_band, resid_band, cats),
+                               summary, freqs, len(classes), n_max), out_path)
     return record
+
+
+def _fold_dataset(record: dict[str, Any], pair_ids: tuple[np.ndarray, ...], keys: np.ndarray,
+                  subj: np.ndarray, values: tuple[np.ndarray, ...],
+                  summary: dict[str, dict[str, np.ndarray]], freqs: np.ndarray,
+                  n_classes: int, n_max: int) -> xr.Dataset:
+    """The fold file's dataset (layout in the module docstring)."""
+    p, k, b = ("pair",), ("component",), ("band",)
+    data: dict[str, Any] = {
+        name: (p, np.asarray(v, np.int64))
+        for name, v in zip(("class", "filter", "sample", "rank"), pair_ids, strict=True)}
+    data["key"] = (p, keys.astype(str))
+    data["window_subject"] = (p, subj.astype(str))
+    comp, resid, total, error, comp_band, resid_band, cats = values
+    data.update({"component": (p + k, comp), "residual": (p, resid), "total": (p, total),
+                 "error": (p, error), "component_band": (p + k + b, comp_band),
+                 "residual_band": (p + b, resid_band),
+                 "categories": ((*p, "weighting", "measure", "category"), cats)})
+    subjects = sorted(summary)
+    cs = np.full((len(subjects), n_classes, n_max, len(freqs)), np.nan)
+    rs = np.zeros((len(subjects), n_classes, len(freqs)))
+    counts = np.zeros((len(subjects), n_classes), np.int64)
+    for i, s in enumerate(subjects):
+        spectrum = summary[s]["component_spectrum"]
+        cs[i, :, :spectrum.shape[1]] = spectrum
+        rs[i], counts[i] = summary[s]["residual_spectrum"], summary[s]["n_pairs"]
+    data.update({"component_spectrum": (("summary_subject", "class_index", *k, "freq"), cs),
+                 "residual_spectrum": (("summary_subject", "class_index", "freq"), rs),
+                 "summary_n_pairs": (("summary_subject", "class_index"), counts)})
+    coords = {"freq": np.asarray(freqs, np.float64), "summary_subject": subjects,
+              "band": list(record["bands"]), "weighting": list(WEIGHTINGS),
+              "measure": list(MEASURES), "category": list(CATEGORIES)}
+    return xr.Dataset(data, coords=coords, attrs=record)
 
 
 # --------------------------------------------------------------------------- readers
 def file_attrs(path: str | Path, names: tuple[str, ...]) -> dict[str, Any] | None:
-    """Attributes of a stage HDF5 file (strings as str, numbers as Python numbers); None
-    when the file is missing or unreadable (a killed writer's leftover: computed again)."""
-    try:
-        with h5py.File(path, "r") as f:
-            out = {}
-            for name in names:
-                if name in f.attrs:
-                    value = f.attrs[name]
-                    out[name] = value.item() if hasattr(value, "item") else value
-                    if isinstance(out[name], bytes):
-                        out[name] = out[name].decode()
-            return out
-    except Exception:  # missing, truncated or not HDF5
-        return None
+    """Attributes of a fold file; None when it is missing or unreadable (a killed writer's
+    leftover: computed again)."""
+    return read_attributes(path, names)
 
 
 def window_subjects(fold: Any) -> list[str]:
@@ -231,28 +238,26 @@ def unit_table_of(files: list[Path]) -> pd.DataFrame:
     """The unit table of every fold file."""
     parts = []
     for path in files:
-        with h5py.File(path, "r") as f:
-            classes = json.loads(f.attrs["classes"])
-            cats = f["pairs/categories"][()]
-            key = f["pairs/key"].asstr()[()]
-            subject = f["pairs/subject"].asstr()[()]
-            cls = np.asarray(classes, object)[f["pairs/class"][()]]
+        ds = read_netcdf(path)
+        cats = ds["categories"].values
+        cls = np.asarray(ds.attrs["classes"], object)[ds["class"].values]
         ok = np.isfinite(cats).all(axis=(1, 2, 3))
         categories = {(w, m): cats[ok, i, j] for i, w in enumerate(WEIGHTINGS)
                       for j, m in enumerate(MEASURES)}
-        parts.append(unit_table(key[ok], cls[ok], subject[ok], categories))
+        parts.append(unit_table(ds["key"].values.astype(str)[ok], cls[ok],
+                                ds["window_subject"].values.astype(str)[ok], categories))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def component_table(files: list[Path], icas: dict[str, Any]) -> pd.DataFrame:
     """Per subject and component: label, probabilities, explained variance, relevance."""
-    sums: dict[tuple[str, str, int], np.ndarray] = {}
+    sums: dict[tuple[str, str], np.ndarray] = {}
     for path in files:
-        with h5py.File(path, "r") as f:
-            classes = json.loads(f.attrs["classes"])
-            comp = f["pairs/component"][()]
-            subject = f["pairs/subject"].asstr()[()]
-            cls = f["pairs/class"][()]
+        ds = read_netcdf(path)
+        classes = ds.attrs["classes"]
+        comp = ds["component"].values
+        subject = ds["window_subject"].values.astype(str)
+        cls = ds["class"].values
         for s in np.unique(subject):
             for c in np.unique(cls):
                 rows = comp[(subject == s) & (cls == c)]
@@ -285,16 +290,16 @@ def category_spectra(files: list[Path], icas: Mapping[str, SubjectICA]
     spec: dict[tuple[int, str], np.ndarray] = {}
     freqs = None
     for path in files:
-        with h5py.File(path, "r") as f:
-            freqs = f["coords/freqs"][()]
-            for subject in f.get("summary", {}):
-                if subject not in icas:
-                    continue
-                cs = f[f"summary/{subject}/component_spectrum"][()]  # (class, K, F)
-                rs = f[f"summary/{subject}/residual_spectrum"][()]  # (class, F)
-                labels = icas[subject].labels
-                for c in range(cs.shape[0]):
-                    for k, lab in enumerate(labels):
-                        spec[c, lab] = spec.get((c, lab), 0) + cs[c, k]
-                    spec[c, "residual"] = spec.get((c, "residual"), 0) + rs[c]
+        ds = read_netcdf(path)
+        freqs = ds["freq"].values
+        for i, subject in enumerate(ds["summary_subject"].values.astype(str)):
+            if subject not in icas:
+                continue
+            cs = ds["component_spectrum"].values[i]  # (class, K_max, F)
+            rs = ds["residual_spectrum"].values[i]  # (class, F)
+            labels = icas[subject].labels
+            for c in range(cs.shape[0]):
+                for k, lab in enumerate(labels):
+                    spec[c, lab] = spec.get((c, lab), 0) + cs[c, k]
+                spec[c, "residual"] = spec.get((c, "residual"), 0) + rs[c]
     return freqs, spec

@@ -1,4 +1,4 @@
-"""ICA per subject on the cached continuous data, labelled with ICLabel, stored as HDF5.
+"""ICA per subject on the cached continuous data, labelled with ICLabel, stored as netCDF-4.
 
 The data ICA sees are the preprocessing cache's filtered continuous recording of the subject
 (:func:`eegcrp.preprocessing.cache.load_continuous`): volts, common-average referenced, never
@@ -21,7 +21,6 @@ principal components not kept) is exactly ``x - A s``.
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import warnings
 import zlib
@@ -29,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import mne
 import numpy as np
+import xarray as xr
 
 from ..errors import EEGCRPError
-from ..io import atomic_path
+from ..netcdf import read_attributes, read_netcdf, write_netcdf
 
 logger = logging.getLogger(__name__)
 
@@ -249,34 +248,40 @@ class SubjectICA:
         return np.einsum("kc,...ct->...kt", self.unmixing, x - self.mean[:, None])
 
     # ------------------------------------------------------------------ storage
+    def to_dataset(self, attrs: dict[str, Any] | None = None) -> xr.Dataset:
+        """The decomposition as a labelled dataset (dims component, channel,
+        iclabel_class)."""
+        comp, chan = ("component",), ("channel",)
+        return xr.Dataset(
+            {"unmixing": (comp + chan, self.unmixing), "mixing": (chan + comp, self.mixing),
+             "mean": (chan, self.mean),
+             "probabilities": ((*comp, "iclabel_class"), self.probabilities),
+             "explained_variance": (comp, self.explained_variance),
+             "label": (comp, list(self.labels))},
+            coords={"channel": list(self.ch_names), "iclabel_class": list(ICLABEL_CLASSES),
+                    "component": np.arange(self.n_components)},
+            attrs={**(attrs or {}), "subject": str(self.subject), "meta": self.meta})
+
     def save(self, path: str | Path, attrs: dict[str, Any] | None = None) -> None:
-        """Write atomically to an HDF5 file (readable with plain h5py)."""
-        with atomic_path(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
-            for name in ("unmixing", "mixing", "mean", "probabilities", "explained_variance"):
-                f.create_dataset(name, data=getattr(self, name))
-            f.create_dataset("labels", data=np.array(self.labels, dtype="S"))
-            f.attrs["subject"] = str(self.subject)
-            f.attrs["ch_names"] = json.dumps(self.ch_names)
-            f.attrs["iclabel_classes"] = json.dumps(list(ICLABEL_CLASSES))
-            f.attrs["meta"] = json.dumps(self.meta, default=str)
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = value
+        """Write :meth:`to_dataset` atomically as netCDF-4 (:mod:`eegcrp.netcdf`)."""
+        write_netcdf(self.to_dataset(attrs), path)
 
     @staticmethod
     def stored_attribute(path: str | Path, name: str) -> str | None:
         """A string attribute :meth:`save` wrote (``identity``, ``memo_key``); None when
-        absent."""
-        with h5py.File(path, "r") as f:
-            return str(f.attrs[name]) if name in f.attrs else None
+        absent or the file is unreadable."""
+        value = (read_attributes(path, [name]) or {}).get(name)
+        return None if value is None else str(value)
 
     @classmethod
     def load(cls, path: str | Path) -> SubjectICA:
         """Read a file written by :meth:`save`."""
-        with h5py.File(path, "r") as f:
-            arrays = {name: f[name][()] for name in ("unmixing", "mixing", "mean",
+        ds = read_netcdf(path)
+        arrays = {name: ds[name].values for name in ("unmixing", "mixing", "mean",
                                                      "probabilities", "explained_variance")}
-            return cls(str(f.attrs["subject"]), json.loads(f.attrs["ch_names"]),
-                       meta=json.loads(f.attrs["meta"]), **arrays)
+        meta = ds.attrs.get("meta", {})
+        return cls(str(ds.attrs["subject"]), [str(c) for c in ds["channel"].values],
+                   meta=dict(meta), **arrays)
 
 
 def _label(raw: mne.io.BaseRaw, ica: mne.preprocessing.ICA) -> tuple[np.ndarray, list[str]]:

@@ -3,12 +3,13 @@
 Layout of ``<output_dir>/sources/`` (every file listed in its ``manifest.json``):
 
 =======================  ===================================================================
-``ica/sub-<id>.h5``      per subject: ``unmixing`` (K, C), ``mixing`` (C, K, the component
+``ica/sub-<id>.nc``      per subject (netCDF-4, dims component, channel, iclabel_class):
+                         ``unmixing`` (K, C), ``mixing`` (C, K, the component
                          topographies in volts), ``mean`` (C,), ``probabilities`` (K, 7,
-                         ICLabel order), ``labels`` (K), ``explained_variance`` (K,);
-                         attributes ``subject``, ``ch_names``, ``meta`` (method, seed,
-                         iterations, rank, band, notes), ``identity``
-``folds/<fold>.h5``      per explain fold: relevance per component, residual, band and
+                         ICLabel order), ``label`` (K), ``explained_variance`` (K,);
+                         attributes ``subject``, ``meta`` (method, seed, iterations, rank,
+                         band, notes), ``identity``
+``folds/<fold>.nc``      per explain fold: relevance per component, residual, band and
                          category of every selected heatmap (:mod:`eegcrp.sources.folds`)
 ``units.csv``            relevance per unit (filter key, class, window subject), weighting,
                          measure and category, with the unit's number of windows
@@ -30,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import xarray as xr
 
 from ..errors import StoreError
+from ..netcdf import read_netcdf
 from .ica import SubjectICA
 from .shares import group_shares
 
@@ -103,6 +106,13 @@ class SourcesRun:
         """The per-fold files, in the explain store's fold order."""
         folds = self.extra.get("folds", {})
         return [self.folder / folds[name]["file"] for name in self.extra.get("order", folds)]
+
+    def fold(self, name: str) -> xr.Dataset:
+        """One fold's component relevance (layout in :mod:`eegcrp.sources.folds`)."""
+        folds = self.extra.get("folds", {})
+        if name not in folds:
+            raise KeyError(f"no sources fold {name!r}; folds: {sorted(folds)}")
+        return read_netcdf(self.folder / folds[name]["file"])
 
     def category_spectra(self) -> tuple[Any, dict[tuple[int, str], Any]]:
         """Relevance per DFT bin of each ICLabel category, per class index

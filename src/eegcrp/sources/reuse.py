@@ -5,7 +5,7 @@ settings only, never on the models: a study retrained with other repetitions, se
 engine, a confound control that keeps the preprocessing, or a second study sharing a cache
 root would otherwise refit the same ICA (minutes per subject at 64 channels). Each fitted
 decomposition is therefore also kept beside the cached data it came from
-(``<cache folder>/ica/sub-<id>-<key>.h5``), under a key of everything that decides it:
+(``<cache folder>/ica/sub-<id>-<key>.nc``), under a key of everything that decides it:
 the recording's SHA-256, the ICA settings, the versions of the packages that compute it
 and the source of :mod:`.ica`. The run folder still gets its own copy, so its results are
 read from the run folder alone; the copy holds exactly what a fresh fit would have written.
@@ -61,7 +61,7 @@ def memo_key(recording_sha256: str, settings: dict[str, Any]) -> str:
 
 def memo_path(cache_folder: Path, subject: str, key: str) -> Path:
     """Where the decomposition of ``subject`` with ``key`` is kept."""
-    return Path(cache_folder) / MEMO_FOLDER / f"sub-{subject}-{key}.h5"
+    return Path(cache_folder) / MEMO_FOLDER / f"sub-{subject}-{key}.nc"
 
 
 def recall(path: Path, key: str) -> SubjectICA | None:

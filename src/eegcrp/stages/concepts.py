@@ -3,7 +3,7 @@ subjects (see :mod:`eegcrp.concepts`).
 
 It reads only the explain store that the verified explain manifest lists
 (:func:`eegcrp.store.open_relevance`), never the dataset, and writes ``filters.csv``,
-``clusters.csv``, ``stability.csv``, ``agreement.csv`` and ``clusters.h5`` atomically, each
+``clusters.csv``, ``stability.csv``, ``agreement.csv`` and ``clusters.nc`` atomically, each
 recorded in the manifest, whose ``extra`` holds the settings used (seed, resolved
 ``n_neighbors`` and ``min_cluster_size``) and a per-class summary. A re-run with the same
 identity whose products are intact reuses them; the analysis is deterministic for a given

@@ -3,7 +3,7 @@
 Reads the explain store only: the channels with positions (regions from
 :func:`eegcrp.regions.make_layout`; bipolar channels are refused with the fix), the dataset's
 task (for the thesis' preset) and every fold's selected DFT relevance. Writes
-``layout.json``, ``channel_band.h5``, ``subject_cells.csv``, ``cells.csv`` and
+``layout.json``, ``channel_band.nc``, ``subject_cells.csv``, ``cells.csv`` and
 ``class_difference.csv`` (layout
 and reader: :mod:`eegcrp.regions`); the manifest's ``extra`` holds the layout summary and
 the significant cells per class.
@@ -74,8 +74,8 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     ctx.manifest.add_product(ctx.folder, "layout.json")
     bands = run.bands
     cb = channel_band(run, bands)
-    cb.save(ctx.folder / "channel_band.h5")
-    ctx.manifest.add_product(ctx.folder, "channel_band.h5")
+    cb.save(ctx.folder / "channel_band.nc")
+    ctx.manifest.add_product(ctx.folder, "channel_band.nc")
     kwargs = {"test": rc.test, "n_permutations": rc.n_permutations, "alpha": rc.alpha,
               "seed": int(rc.seed or 0)}
     cells = cell_table(cb, layout, **kwargs)

@@ -1,13 +1,13 @@
 """Stage ``sources``: relevance of independent components, brain vs non-brain (pipeline C).
 
 1. Per subject whose windows the explain store selected: ICA of the cached continuous data
-   with ICLabel labels (:func:`eegcrp.sources.fit_subject`), ``sources/ica/sub-<id>.h5``;
+   with ICLabel labels (:func:`eegcrp.sources.fit_subject`), ``sources/ica/sub-<id>.nc``;
    a decomposition of the same recording with the same settings kept in the cache by an
    earlier study is copied instead of fitted again (:mod:`eegcrp.sources.reuse`).
    Subjects run through :func:`eegcrp.parallel.parallel_map`; a subject whose ICA fails
    (does not converge) is recorded in ``extra["failed"]`` and the others go on.
 2. Per explain fold: every selected heatmap through the ICA virtual layer
-   (:func:`eegcrp.sources.folds.fold_sources`), ``sources/folds/<fold>.h5``.
+   (:func:`eegcrp.sources.folds.fold_sources`), ``sources/folds/<fold>.nc``.
 3. The unit table and the category shares per class, over all classes and per subject,
    with bootstrap intervals across subjects (``units.csv``, ``shares.csv``,
    ``subject_shares.csv``), and the per-component table ``components.csv``.
@@ -120,10 +120,7 @@ def _file_identity(path: Path) -> str | None:
     """The stage identity a subject's ICA file was written with; None when unreadable."""
     from ..sources import SubjectICA
 
-    try:
-        return SubjectICA.stored_attribute(path, "identity")
-    except Exception:  # missing, truncated or not HDF5: fit again
-        return None
+    return SubjectICA.stored_attribute(path, "identity")  # None: missing or damaged
 
 
 def _run(ctx: StageContext) -> dict[str, Any]:
@@ -157,7 +154,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     ctx.manifest.extra = {"subjects": records, "failed": failed}
     pending = []
     for s in subjects:
-        path = ctx.folder / "ica" / f"sub-{s}.h5"
+        path = ctx.folder / "ica" / f"sub-{s}.nc"
         if _file_identity(path) == identity:
             records[s] = {"subject": s, "ok": True, **_ica_record(SubjectICA.load(path), path)}
             ctx.manifest.add_product(ctx.folder, records[s]["file"])
@@ -167,7 +164,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     logger.info("sources: ICA of %d subjects (%d already in the run folder), %s, "
                 "n_components %s", len(subjects), len(subjects) - len(pending), sc.method,
                 sc.n_components)
-    tasks = ((s, prepared, sc, ctx.folder / "ica" / f"sub-{s}.h5", identity)
+    tasks = ((s, prepared, sc, ctx.folder / "ica" / f"sub-{s}.nc", identity)
              for s in pending)
     for rec in parallel_map(_fit_task, tasks, sc, n_tasks=len(pending), what="subject ICAs"):
         if rec.get("reused_from_cache"):
@@ -201,7 +198,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
         return json.dumps([s for s in per_fold[fold.name] if ica_files[s] is not None])
 
     for fold in run.folds:
-        path = ctx.folder / "folds" / f"{fold.name}.h5"
+        path = ctx.folder / "folds" / f"{fold.name}.nc"
         attrs = file_attrs(path, ("identity", "ica_subjects", "n_pairs", "n_skipped",
                                   "error_max", "error_median")) or {}
         if attrs.get("identity") == identity and attrs.get("ica_subjects") == with_ica(fold):
@@ -212,11 +209,11 @@ def _run(ctx: StageContext) -> dict[str, Any]:
         else:
             todo.append(fold)
     ftasks = ((fold.path, {s: ica_files[s] for s in per_fold[fold.name]}, prepared,
-               standardized, ddof, ctx.folder / "folds" / f"{fold.name}.h5",
+               standardized, ddof, ctx.folder / "folds" / f"{fold.name}.nc",
                {"identity": identity, "ica_subjects": with_ica(fold)}) for fold in todo)
     for rec in parallel_map(_fold_task, ftasks, sc, n_tasks=len(todo),
                             what="folds through the ICA layer"):
-        fold_recs[rec["name"]] = {"file": f"folds/{rec['name']}.h5",
+        fold_recs[rec["name"]] = {"file": f"folds/{rec['name']}.nc",
                                   **{k: rec[k] for k in ("n_pairs", "n_skipped", "error_max",
                                                          "error_median", "wall_time_s")}}
         ctx.manifest.add_product(ctx.folder, fold_recs[rec["name"]]["file"])
