@@ -28,3 +28,14 @@ def test_importing_every_module_has_no_side_effects():
     assert int(out[0]) > 50
     # backend untouched, pyplot never imported, environment unchanged, malloc untuned
     assert out[1:] == ["True", "False", "True", "None"]
+
+
+def test_without_zennit_the_package_imports_and_explanations_say_how_to_install_it():
+    code = ("import sys; sys.modules['zennit'] = None\n"
+            "import eegcrp, eegcrp.cli, eegcrp.stages\n"
+            "try:\n    import eegcrp.relevance\n"
+            "except ImportError as exc:\n    print(type(exc).__name__, exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.startswith("MissingDependencyError")
+    assert "pip install --no-deps zennit==0.4.6" in out

@@ -13,6 +13,7 @@ __all__ = [
     "DataError",
     "EEGCRPError",
     "ExplainError",
+    "MissingDependencyError",
     "StageError",
     "StoreError",
     "TrainingError",
@@ -49,3 +50,7 @@ class StoreError(EEGCRPError, RuntimeError):
 
 class StageError(EEGCRPError, RuntimeError):
     """A stage's inputs are missing, stale or from another configuration."""
+
+
+class MissingDependencyError(EEGCRPError, ImportError):
+    """A package a stage needs is not installed; the message gives the install command."""
