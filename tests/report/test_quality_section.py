@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from eegcrp.config import load_config
-from eegcrp.report.builder import ReportContext
+from eegcrp.report import ReportContext
 from eegcrp.report.quality_section import add_quality_section, faithfulness_verdict
 from eegcrp.stages import Manifest
+from eegcrp.stages.registry import stage_folders
 
 DOMAINS = ("channels", "bands", "time")
 
@@ -61,7 +62,8 @@ def context(tmp_path):
         frame.to_csv(folder / f"{name}.csv", index=False)
         manifest.add_product(folder, f"{name}.csv")
     manifest.write(folder)
-    return ReportContext(config, None, {"evaluate": manifest})
+    return ReportContext(config, None, {"evaluate": manifest},
+                         folders=stage_folders(config))
 
 
 def test_section_states_the_verdict_and_draws_every_check(context, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from eegcrp.report import ReportContext, build_report
 from eegcrp.report.relevance_section import add_relevance_section, summarise_relevance
+from eegcrp.stages.registry import stage_folders
 from eegcrp.stages.report import report_context
 from eegcrp.store import open_relevance
 from tests.helpers import copy_study, run_stages, tiny_config
@@ -97,7 +98,8 @@ def test_bars_per_channel_without_positions(tiny_study, tmp_path) -> None:
     channels["positions"] = [None] * len(channels["positions"])
     path.write_text(json.dumps(manifest))
     report = mne.Report(verbose="error")
-    add_relevance_section(report, ReportContext(config, report_context(tiny_study).dataset, {}))
+    add_relevance_section(report, ReportContext(config, report_context(tiny_study).dataset, {},
+                                                  folders=stage_folders(config)))
     html = _html(report, tmp_path / "r.html")
     assert "Relevance spectra" in html
     # no scalp map is interpolated without positions: the band values are bars per channel

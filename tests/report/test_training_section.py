@@ -10,6 +10,7 @@ from eegcrp.data.base import EEGDataset, make_epochs
 from eegcrp.report import ReportContext
 from eegcrp.report.training_section import add_training_section
 from eegcrp.stages import Manifest
+from eegcrp.stages.registry import stage_folders
 from eegcrp.stages.report import report_context
 from eegcrp.training import LOSOTrainer
 
@@ -62,7 +63,8 @@ def test_section_judges_imbalanced_data_by_balanced_accuracy(tmp_path) -> None:
     train.write(folder)  # the section reads through the results layer, which verifies it
     prepare = Manifest("prepare", "y", {}, extra={"dataset": {"classes": ds.classes}})
     report = mne.Report(verbose="error")
-    add_training_section(report, ReportContext(cfg, ds, {"prepare": prepare, "train": train}))
+    add_training_section(report, ReportContext(cfg, ds, {"prepare": prepare, "train": train},
+                                                 folders=stage_folders(cfg)))
     html = _html(report, tmp_path / "r.html")
     assert "Balanced accuracy per test subject" in html
     assert "always predicting the majority class scores accuracy 0.75" in html

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def study(tiny_study, tmp_path_factory, request):
     """The tiny study with sources (subject S02's ICA made to fail) and regions run."""
-    import eegcrp.sources as sources
+    import eegcrp.sources.reuse as sources  # where the stage's fit happens
 
     config = copy_study(tiny_study, tmp_path_factory.mktemp("src") / "run")
     config.sources.n_jobs = 1  # in-process, so the patched fit applies
@@ -89,7 +89,7 @@ def test_a_kept_ica_is_reused_by_another_study_with_the_same_bytes(study, tmp_pa
                                                                      monkeypatch):
     import shutil
 
-    import eegcrp.sources as sources
+    import eegcrp.sources.reuse as sources  # where the stage's fit happens
     from eegcrp.stages.manifest import Manifest
 
     other = copy_study(study, tmp_path / "other")

@@ -27,6 +27,7 @@ from .concepts_figures import (
     spectra_figure,
     topography_figure,
 )
+from .context import ReportContext
 from .topography import scalp_info
 
 __all__ = ["SECTION", "add_concepts_section", "atlas_clusters"]
@@ -153,7 +154,7 @@ def _atlas_entries(run: Any, row: pd.Series, cls: str, n_windows: int) -> list[d
     return entries
 
 
-def add_concepts_section(report: mne.Report, ctx: Any) -> None:
+def add_concepts_section(report: mne.Report, ctx: ReportContext) -> None:
     """Add the concepts section from the verified ``concepts`` results."""
     c = load_concepts(ctx.folder("concepts"))
     run = open_relevance(ctx.folder("explain"))

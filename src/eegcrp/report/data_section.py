@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ..config import DEFAULT_BANDS
 from ..data.base import EEGDataset
+from .context import ReportContext
 from .figures import subplots
 from .topography import draw_channels
 
@@ -165,7 +166,7 @@ def _band_difference_figure(
     return fig
 
 
-def add_data_section(report: mne.Report, ctx: Any) -> mne.Report:
+def add_data_section(report: mne.Report, ctx: ReportContext) -> mne.Report:
     """Add the data section (counts, sensor layout, per-class PSD) to ``report``.
 
     ``ctx`` is a :class:`eegcrp.report.ReportContext` (config, prepared windows, manifests).

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import mne
 import numpy as np
 
 from ..data.base import EEGDataset
+from .context import ReportContext
 from .figures import subplots
 
 __all__ = ["add_ground_truth_section"]
@@ -18,7 +18,7 @@ def _row(cells: list[str], tag: str = "td") -> str:
     return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
 
 
-def add_ground_truth_section(report: mne.Report, ctx: Any) -> None:
+def add_ground_truth_section(report: mne.Report, ctx: ReportContext) -> None:
     """Tables and topographies of the simulator's ground truth, if the data are simulated."""
     dataset: EEGDataset = ctx.dataset
     gt = dataset.info.get("ground_truth")

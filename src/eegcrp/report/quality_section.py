@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .context import ReportContext
 from .figures import subplots
 
 __all__ = ["add_quality_section", "faithfulness_verdict"]
@@ -149,7 +150,7 @@ def _table(frame: pd.DataFrame) -> str:
     return f"<table class='table table-sm'><tr>{head}</tr>{body}</table>"
 
 
-def add_quality_section(report: mne.Report, ctx: Any) -> None:
+def add_quality_section(report: mne.Report, ctx: ReportContext) -> None:
     """Add the explanation-quality section from the verified ``evaluate`` results."""
     from ..results import load_evaluation
 

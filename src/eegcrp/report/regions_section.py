@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..regions import load_regions
+from .context import ReportContext
 from .figures import subplots
 from .topography import scalp_info
 
@@ -98,7 +99,7 @@ def _table(cells: Any) -> str:
             "<th>ratio</th><th>d<sub>z</sub></th><th>p (FDR)</th></tr>" + rows + "</table>")
 
 
-def add_regions_section(report: mne.Report, ctx: Any) -> None:
+def add_regions_section(report: mne.Report, ctx: ReportContext) -> None:
     """Add the region x band section from the verified ``regions`` results."""
     run = load_regions(ctx.folder("regions"))
     if run.skipped:

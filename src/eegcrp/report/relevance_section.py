@@ -35,6 +35,7 @@ from matplotlib.transforms import blended_transform_factory
 from ..errors import StoreError
 from ..relevance.spectral import band_mean, band_sum
 from ..store import RelevanceRun, open_relevance
+from .context import ReportContext
 from .figures import subplots
 from .topography import draw_channels, scalp_info
 
@@ -318,7 +319,7 @@ def _band_values(s: RelevanceSummary, bands: dict[str, tuple[float, float]],
 
 
 # --------------------------------------------------------------------------- section
-def add_relevance_section(report: mne.Report, ctx: Any) -> None:
+def add_relevance_section(report: mne.Report, ctx: ReportContext) -> None:
     """Add the concept relevance section from the verified ``explain`` results."""
     run = open_relevance(ctx.folder("explain"))
     if not run.folds:

@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..sources import CATEGORIES, load_sources
+from .context import ReportContext
 from .figures import subplots
 from .topography import scalp_info
 
@@ -201,7 +202,7 @@ def _topography_figure(run: Any, channels: dict[str, Any]) -> Figure | None:
     return fig
 
 
-def add_sources_section(report: mne.Report, ctx: Any) -> None:
+def add_sources_section(report: mne.Report, ctx: ReportContext) -> None:
     """Add the independent-components section from the verified ``sources`` results."""
     run = load_sources(ctx.folder("sources"))
     if run.skipped:

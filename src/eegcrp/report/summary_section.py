@@ -17,6 +17,8 @@ from typing import Any
 import mne
 import yaml
 
+from .context import ReportContext
+
 __all__ = ["add_metadata_section", "add_summary_section", "dominant_bands", "regions_headline",
            "sources_headline"]
 
@@ -91,7 +93,7 @@ def _item(text: str) -> str:
     return f"<li>{text}</li>"
 
 
-def add_summary_section(report: mne.Report, ctx: Any) -> None:
+def add_summary_section(report: mne.Report, ctx: ReportContext) -> None:
     """The summary a PI reads first (see the module docstring)."""
     items = []
     prepared = ctx.manifests["prepare"].extra["dataset"]
@@ -136,7 +138,7 @@ def add_summary_section(report: mne.Report, ctx: Any) -> None:
     report.add_html("<ul>" + "".join(items) + "</ul>", title="At a glance", section=SUMMARY)
 
 
-def add_metadata_section(report: mne.Report, ctx: Any) -> None:
+def add_metadata_section(report: mne.Report, ctx: ReportContext) -> None:
     """Configuration, package versions and the stage manifests' identities and timings."""
     rows = []
     versions: dict[str, str] = {}

@@ -15,12 +15,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..stats import chance_threshold
+from .context import ReportContext
 from .figures import subplots
 
 __all__ = ["add_training_section", "classification_summary"]
 
 
-def _load(ctx: Any) -> tuple[pd.DataFrame, list[dict]]:
+def _load(ctx: ReportContext) -> tuple[pd.DataFrame, list[dict]]:
     """metrics.csv and the fold records the verified train manifest lists."""
     from ..results import load_training
 
@@ -129,7 +130,7 @@ def _protocol_text(tc: Any) -> str:
     return f"{text} {alignment}"
 
 
-def classification_summary(ctx: Any) -> dict[str, Any] | None:
+def classification_summary(ctx: ReportContext) -> dict[str, Any] | None:
     """The numbers the classification section and the report's summary state.
 
     Keys: ``metrics``, ``folds``, ``classes``, ``chance``, ``score`` (``accuracy`` or, for
@@ -169,7 +170,7 @@ def classification_summary(ctx: Any) -> dict[str, Any] | None:
             "labels": labels, "trials": trials, "counts": counts}
 
 
-def add_training_section(report: mne.Report, ctx: Any) -> None:
+def add_training_section(report: mne.Report, ctx: ReportContext) -> None:
     """Add the classification section from the verified ``train`` results."""
     cs = classification_summary(ctx)
     if cs is None:

@@ -14,17 +14,18 @@ read from the run folder alone; the copy holds exactly what a fresh fit would ha
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from ..config import config_hash
 from ..io import sha256_file
-from .ica import SubjectICA
+from .ica import SubjectICA, fit_subject
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MEMO_FOLDER", "memo_key", "memo_path", "recall", "remember"]
+__all__ = ["MEMO_FOLDER", "fit_or_recall", "memo_key", "memo_path", "recall", "remember"]
 
 #: Folder of the kept decompositions, inside the preprocessing cache folder.
 MEMO_FOLDER = "ica"
@@ -84,3 +85,52 @@ def remember(ica: SubjectICA, path: Path, key: str) -> None:
     except OSError as exc:
         logger.warning("could not keep the ICA of subject %s in %s (%s); later studies fit "
                        "it again", ica.subject, path.parent, exc)
+
+
+def fit_or_recall(subject: str, load_raw: Callable[[], Any], recording_sha256: str,
+                  cache_folder: Path, settings: dict[str, Any], threads: int | None = 1
+                  ) -> tuple[SubjectICA, bool]:
+    """The decomposition of ``subject``: the one kept in the cache, or fitted and kept.
+
+    Parameters
+    ----------
+    subject : str
+    load_raw : callable
+        Returns the subject's cached continuous recording (called only to fit).
+    recording_sha256 : str
+        SHA-256 of that recording's cache file.
+    cache_folder : Path
+        The preprocessing cache folder the recording lives in.
+    settings : dict
+        The arguments of :func:`.ica.fit_subject` besides the data.
+    threads : int | None
+        BLAS and torch threads while fitting (1 beside other workers).
+
+    Returns
+    -------
+    ica : SubjectICA
+    reused : bool
+        True when it came from the cache.
+
+    Raises
+    ------
+    SourcesError
+        When the fit fails (does not converge); nothing is kept then.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    key = memo_key(recording_sha256, settings)
+    kept = memo_path(cache_folder, subject, key)
+    ica = recall(kept, key)
+    if ica is not None:
+        return ica, True
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(threads or 1))
+    try:
+        with threadpool_limits(int(threads or 1)):
+            ica = fit_subject(load_raw(), subject, **settings)
+    finally:
+        torch.set_num_threads(old)
+    remember(ica, kept, key)
+    return ica, False

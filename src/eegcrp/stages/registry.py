@@ -140,6 +140,11 @@ def stage_folder(config: StudyConfig, name: str) -> Path:
     return Path(config.output_dir) / STAGES[name].folder
 
 
+def stage_folders(config: StudyConfig) -> dict[str, Path]:
+    """Every stage's folder, in pipeline order."""
+    return {name: stage_folder(config, name) for name in STAGES}
+
+
 def stage_sections(stage: Stage, config: StudyConfig) -> dict[str, Any]:
     """The config values that decide a stage's results (identity input, manifest ``config``)."""
     out: dict[str, Any] = {}

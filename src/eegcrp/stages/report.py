@@ -12,22 +12,32 @@ from pathlib import Path
 from typing import Any
 
 from ..config import StudyConfig
+from ..report.context import ReportContext
 from .manifest import Manifest
 from .prepare import load_prepared
-from .registry import STAGES, Stage, StageContext, register, require, stage_folder
+from .registry import (
+    STAGES,
+    Stage,
+    StageContext,
+    register,
+    require,
+    stage_folder,
+    stage_folders,
+)
 
 __all__ = ["report_context"]
 
 
-def report_context(config: StudyConfig) -> Any:
+def report_context(config: StudyConfig) -> ReportContext:
     """A :class:`eegcrp.report.ReportContext` of every stage present, each verified."""
-    from ..report.builder import ReportContext
-
     manifests: dict[str, Any] = {}
     for name in STAGES:
         if name != "report" and Manifest.read(stage_folder(config, name)) is not None:
             manifests[name] = require(name, config)
-    return ReportContext(config, load_prepared(require("prepare", config)), manifests)
+    return ReportContext(
+        config, load_prepared(require("prepare", config)), manifests,
+        folders=stage_folders(config),
+        drawers={name: s.report for name, s in STAGES.items() if s.report is not None})
 
 
 def _run(ctx: StageContext) -> Path:

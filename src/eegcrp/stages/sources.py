@@ -54,36 +54,19 @@ def _ica_settings(sc: SourcesConfig) -> dict[str, Any]:
 def _fit_task(subject: str, prepared: Manifest, sc: SourcesConfig, out_path: Path,
               identity: str, threads: int | None) -> dict[str, Any]:
     """Fit and label one subject's ICA, or reuse the one kept in the cache (in a worker)."""
-    import torch
-
     from ..preprocessing.cache import load_continuous
-    from ..sources import SourcesError, fit_subject
-    from ..sources.reuse import memo_key, memo_path, recall, remember
+    from ..sources import SourcesError
+    from ..sources.reuse import fit_or_recall
 
     start = time.perf_counter()
-    settings = _ica_settings(sc)
     folder, files = cache_files_of(prepared)
-    key = memo_key(files[subject]["sha256"]["continuous"], settings)
-    kept = memo_path(folder, subject, key)
-    ica = recall(kept, key)
-    if ica is None:
-        old = torch.get_num_threads()
-        torch.set_num_threads(int(threads or 1))
-        try:
-            with _limits(threads):
-                raw = load_continuous(load_prepared(prepared, [subject]), subject)
-                try:
-                    ica = fit_subject(raw, subject, **settings)
-                except SourcesError as exc:
-                    logger.warning("subject %s left out of the sources stage: %s", subject,
-                                   exc)
-                    return {"subject": subject, "ok": False, "error": str(exc)}
-        finally:
-            torch.set_num_threads(old)
-        remember(ica, kept, key)
-        reused = False
-    else:
-        reused = True
+    try:
+        ica, reused = fit_or_recall(
+            subject, lambda: load_continuous(load_prepared(prepared, [subject]), subject),
+            files[subject]["sha256"]["continuous"], folder, _ica_settings(sc), threads)
+    except SourcesError as exc:
+        logger.warning("subject %s left out of the sources stage: %s", subject, exc)
+        return {"subject": subject, "ok": False, "error": str(exc)}
     ica.save(out_path, {"identity": identity})
     return {"subject": subject, "ok": True, **_ica_record(ica, out_path),
             "reused_from_cache": reused, "wall_time_s": round(time.perf_counter() - start, 3)}
