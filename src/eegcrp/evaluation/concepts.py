@@ -21,6 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .attribution import decision_score
+from .ground_truth import planted
+
 __all__ = ["ablation_rows", "cluster_ground_truth", "cluster_members"]
 
 
@@ -36,7 +39,6 @@ def cluster_members(filters: Any, fold: str) -> dict[str, dict[str, list[int]]]:
 
 def _ablated_scores(model: nn.Module, layer: str, filters: Sequence[int], x: np.ndarray,
                     y: np.ndarray, init: str) -> np.ndarray:
-    from .attribution import decision_score
 
     module = dict(model.named_modules())[layer]
     index = torch.as_tensor(list(filters), dtype=torch.long)
@@ -63,7 +65,6 @@ def ablation_rows(model: nn.Module, x: np.ndarray, y: np.ndarray, classes: list[
     total_relevance : ndarray, shape (n_classes, n_filters)
         Each filter's summed relevance over the class's candidate windows (explain store).
     """
-    from .attribution import decision_score
 
     rows = []
     for c, name in enumerate(classes):
@@ -93,7 +94,6 @@ def cluster_ground_truth(arrays: Any, clusters: Any, truth: Mapping[str, Any]
     ``arrays`` is the concepts stage's :class:`xarray.Dataset` (``relevance_band`` with
     ``band_low``/``band_high``), ``clusters`` its cluster table.
     """
-    from .ground_truth import planted
 
     target = planted(truth)
     rel = arrays["relevance_band"]

@@ -15,7 +15,19 @@ from typing import Any
 
 import numpy as np
 
+from ..io import load_checkpoint
+from ..models import build_model
+from ..relevance.alignment import sensor_relevance
 from ..results import EVALUATION_TABLES
+from ..training import normalize_windows
+from ..training.alignment import apply_maps, subject_maps
+from ..training.engine import engine_for
+from ..training.loso import FoldSpec, run_fold, subject_key
+from .attribution import attribute, decision_score
+from .concepts import ablation_rows
+from .ground_truth import recovery_scores
+from .perturbation import aopc, make_domain, perturbation_curves, steps_for
+from .randomisation import cascade_similarity, similarity
 
 __all__ = ["FoldInputs", "evaluate_fold", "pick_windows", "shuffled_label_model"]
 
@@ -33,7 +45,6 @@ class FoldInputs:
     for relevance, when the model is aligned)."""
 
     def __init__(self, x: np.ndarray, subjects: np.ndarray, meta: dict[str, Any]) -> None:
-        from ..training.alignment import apply_maps
 
         self.x = np.asarray(x, np.float64)
         self.subjects = subjects
@@ -44,14 +55,12 @@ class FoldInputs:
         self._apply = apply_maps
 
     def model_input(self, x: np.ndarray) -> np.ndarray:
-        from ..training import normalize_windows
 
         return normalize_windows(self._apply(x, self.subjects, self.maps), ddof=self.ddof)
 
     def to_sensor(self, z: np.ndarray, heat: np.ndarray) -> np.ndarray:
         if not self.maps:
             return heat
-        from ..relevance.alignment import sensor_relevance
 
         aligned = self._apply(self.x, self.subjects, self.maps).astype(np.float64)
         scale = aligned.std(axis=(1, 2), ddof=self.ddof)
@@ -62,7 +71,6 @@ class FoldInputs:
 def _faithfulness(name: str, method: str, model: Any, inputs: FoldInputs, y: np.ndarray,
                   heat: np.ndarray, domains: list[Any], ec: Any, init: str,
                   rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
-    from . import aopc, decision_score, perturbation_curves, steps_for
 
     # perturbations act on the sensor-space window when the model is aligned (a sensor's
     # channel, not an aligned component, is what a channel means)
@@ -105,10 +113,6 @@ def evaluate_fold(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.n
     """Every check of one fold (runs in a worker process)."""
     import torch
 
-    from ..io import load_checkpoint
-    from ..training.engine import engine_for
-    from ..training.loso import subject_key
-    from . import attribute, cascade_similarity, make_domain, recovery_scores, similarity
 
     old = torch.get_num_threads()
     if threads:
@@ -170,7 +174,6 @@ def evaluate_fold(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.n
             for row in cascade_similarity(model, inputs.x, y, explain, sfreq, xc.bands,
                                           context["seed"]):
                 out["randomisation"].append({"fold": name, "check": "cascade", **row})
-        from .concepts import ablation_rows
 
         out["concept_ablation"] += ablation_rows(
             model, z, y, context["classes"], context["members"], context["total_relevance"],
@@ -191,9 +194,6 @@ def evaluate_fold(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.n
 def shuffled_label_model(fold: dict[str, Any], dataset: Any, config: Any, seed: int
                     ) -> tuple[Any, float]:
     """The fold's model retrained on labels permuted within each training subject."""
-    from ..training import normalize_windows
-    from ..training.alignment import apply_maps, subject_maps
-    from ..training.loso import FoldSpec, run_fold
 
     tc = config.training.model_copy(update={"device": "cpu"})
     x, y, groups = dataset.get_data()
@@ -213,7 +213,6 @@ def shuffled_label_model(fold: dict[str, Any], dataset: Any, config: Any, seed: 
     shape = {"n_channels": x.shape[1], "n_times": x.shape[2],
              "n_classes": len(dataset.classes), "sfreq": float(dataset.sfreq)}
     result = run_fold(spec, xn, y_perm, groups, None, shape, config.model, tc, None, 1)
-    from ..models import build_model
 
     model = build_model(config.model, **shape)
     model.load_state_dict(result["state_dict"])

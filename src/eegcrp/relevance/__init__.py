@@ -1,20 +1,21 @@
 """Relevance: LRP rules and composites (:mod:`.rules`), the CRP core (:mod:`.crp`), the
 DFT virtual inspection layer (:mod:`.spectral`) and the per-fold computation (:mod:`.fold`)."""
 
-from ..errors import MissingDependencyError
+from __future__ import annotations
 
-try:
-    import zennit  # noqa: F401
-except ImportError as exc:  # pyproject cannot declare it: see constraints.txt
-    raise MissingDependencyError(
-        "explanations need zennit 0.4.6, which `pip install eegcrp` does not install (it "
-        "declares torchvision, which it never imports and whose builds for this torch fail "
-        "to import): run `pip install --no-deps zennit==0.4.6` (make demo and make test "
-        "do this)") from exc
+import importlib
+from typing import Any
 
-from .crp import INITS, Attribution, ConceptExplainer, LayerRelevance, select_samples
-from .rules import COMPOSITES, RULES, build_composite, make_rule, without_bias
-from .spectral import band_mean, band_sum, dft_relevance, rfft_freqs, spectrum, stdft_relevance
+# Names load on first use: the spectral helpers (numpy only) serve readers of results that
+# need neither torch nor zennit.
+_EXPORTS = {
+    "INITS": "crp", "Attribution": "crp", "ConceptExplainer": "crp",
+    "LayerRelevance": "crp", "select_samples": "crp",
+    "COMPOSITES": "rules", "RULES": "rules", "build_composite": "rules",
+    "make_rule": "rules", "without_bias": "rules",
+    "band_mean": "spectral", "band_sum": "spectral", "dft_relevance": "spectral",
+    "rfft_freqs": "spectral", "spectrum": "spectral", "stdft_relevance": "spectral",
+}
 
 __all__ = [
     "COMPOSITES",
@@ -34,3 +35,13 @@ __all__ = [
     "stdft_relevance",
     "without_bias",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

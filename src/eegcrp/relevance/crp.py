@@ -46,13 +46,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from zennit.types import Convolution
 
 from eegcrp.config.stages import EEGNET_CONV_LAYERS
 from eegcrp.errors import ExplainError
 from eegcrp.models import CONCEPT_LAYER, remove_thesis_renorm
 
-from .rules import build_composite
+from .rules import Convolution, build_composite  # rules imports zennit, or says how
 
 __all__ = [
     "INITS",

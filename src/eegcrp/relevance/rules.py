@@ -37,10 +37,20 @@ from typing import Any
 
 import torch
 from torch import nn
-from zennit.canonizers import SequentialMergeBatchNorm
-from zennit.core import BasicHook, Composite, Hook, stabilize
-from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox, ZPlus
-from zennit.types import Activation, AvgPool, Convolution
+
+from ..errors import MissingDependencyError
+
+try:
+    from zennit.canonizers import SequentialMergeBatchNorm
+    from zennit.core import BasicHook, Composite, Hook, stabilize
+    from zennit.rules import AlphaBeta, Epsilon, Flat, Gamma, Norm, Pass, WSquare, ZBox, ZPlus
+    from zennit.types import Activation, AvgPool, Convolution
+except ImportError as exc:  # pyproject cannot declare zennit: see constraints.txt
+    raise MissingDependencyError(
+        "explanations need zennit 0.4.6, which `pip install eegcrp` does not install (it "
+        "declares torchvision, which it never imports and whose builds for this torch fail "
+        "to import): run `pip install --no-deps zennit==0.4.6` (make demo and make test "
+        "do this)") from exc
 
 __all__ = [
     "COMPOSITES",

@@ -17,7 +17,11 @@ from typing import Any
 import mne
 import yaml
 
+from ..results import load_evaluation
+from ..store import open_relevance
 from .context import ReportContext
+from .quality_section import faithfulness_verdict
+from .training_section import classification_summary
 
 __all__ = ["add_metadata_section", "add_summary_section", "dominant_bands", "regions_headline",
            "sources_headline"]
@@ -102,7 +106,6 @@ def add_summary_section(report: mne.Report, ctx: ReportContext) -> None:
         f"{len(prepared['subjects'])} subjects, classes "
         f"{html.escape(', '.join(prepared['classes']))}."))
     if "train" in ctx.manifests:
-        from .training_section import classification_summary
 
         cs = classification_summary(ctx)
         if cs is not None:
@@ -113,7 +116,6 @@ def add_summary_section(report: mne.Report, ctx: ReportContext) -> None:
                 f"{cs['above']} of {cs['n_subjects']} held-out subjects above their "
                 "permutation threshold (p &lt; 0.05)."))
     if "explain" in ctx.manifests:
-        from ..store import open_relevance
 
         run = open_relevance(ctx.folder("explain"))
         if run.folds:
@@ -128,8 +130,6 @@ def add_summary_section(report: mne.Report, ctx: ReportContext) -> None:
         if text:
             items.append(_item(text))
     if "evaluate" in ctx.manifests:
-        from ..results import load_evaluation
-        from .quality_section import faithfulness_verdict
 
         aopc = load_evaluation(ctx.folder("evaluate"))["aopc"]
         if not aopc.empty:

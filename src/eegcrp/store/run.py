@@ -14,6 +14,8 @@ import xarray as xr
 
 from eegcrp.errors import StoreError
 
+from ..relevance.spectral import band_mean, band_sum
+from ..results import open_stage
 from .fold import _SUMMARY_DIMS, DEFAULT_VARIABLES, SUMMARIES, FilterKey, FoldRelevance
 
 logger = logging.getLogger(__name__)
@@ -149,7 +151,6 @@ class RelevanceRun:
                        ) -> xr.DataArray:
         """Relevance summed over each filter's selection and each band's bins:
         (fold, class, filter, channel, band)."""
-        from eegcrp.relevance.spectral import band_sum
 
         return self._bands("spectral_relevance_sum", band_sum, bands)
 
@@ -157,7 +158,6 @@ class RelevanceRun:
                    ) -> xr.DataArray:
         """Mean power per band of each filter's selected windows:
         (fold, class, filter, channel, band)."""
-        from eegcrp.relevance.spectral import band_mean
 
         return self._bands("power_mean", band_mean, bands)
 
@@ -209,7 +209,6 @@ def open_relevance(run_dir: str | Path) -> RelevanceRun:
     StoreError
         When the folder holds no finished explain stage or a listed file is missing.
     """
-    from ..results import open_stage
 
     run_dir, manifest = open_stage(run_dir, "explain")
     extra = manifest.get("extra", {})
