@@ -130,8 +130,8 @@ def load_training(run_dir: str | Path) -> TrainingResults:
 
 
 #: The tables of the ``evaluate`` stage (``<name>.csv``).
-EVALUATION_TABLES = ("aopc", "curves", "conservation", "randomisation", "ground_truth",
-                     "concept_ablation", "cluster_ground_truth")
+EVALUATION_TABLES = ("aopc", "faithfulness", "curves", "conservation", "randomisation",
+                     "ground_truth", "concept_ablation", "cluster_ground_truth")
 
 
 def load_evaluation(run_dir: str | Path) -> dict[str, pd.DataFrame]:

@@ -54,6 +54,11 @@ class SourcesConfig(ParallelSection):
     seed: int | None = Field(
         None, ge=0, description="Seed of the ICA and the bootstrap; null = the study's seed.",
     )
+    iclabel_min_channels: int = Field(
+        16, ge=1, description="Fewest channels for which the brain share is stated as a "
+        "finding: ICLabel classifies a topography interpolated from the channels, which few "
+        "channels resolve poorly. Below it the share is reported as not interpretable.",
+    )
 
     @field_validator("n_components")
     @classmethod

@@ -61,6 +61,15 @@ class EvaluateConfig(ParallelSection):
         1, ge=0, description="Folds retrained on shuffled labels for the data-randomisation "
         "check (costs one training run each).",
     )
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="Level of the faithfulness test (relevance-ordered "
+        "against random removal, paired over held-out subjects).",
+    )
+    min_effect: float = Field(
+        0.5, ge=0, description="Smallest effect size d_z (mean over subjects of the AOPC "
+        "difference / its SD) called faithful; a significant smaller one is 'weakly "
+        "faithful'. 0.5 is the conventional medium effect.",
+    )
     seed: int | None = Field(None, ge=0, description="null = the study's seed.")
 
     @field_validator("composites")

@@ -153,7 +153,8 @@ def evaluate_fold(fold: dict[str, Any], checkpoint: Path, x: np.ndarray, y: np.n
                 "tolerance": ec.conservation_tolerance})
             rows, curves = _faithfulness(name, method, scorer, inputs, y, heat, domains, ec,
                                          xc.init, rng)
-            out["aopc"] += rows
+            out["aopc"] += [{"fold": r["fold"], "subject": str(fold["test_subject"]), **r}
+                            for r in rows]  # the faithfulness test's unit is the subject
             out["curves"] += curves
             truth = context["ground_truth"]
             if truth is not None:

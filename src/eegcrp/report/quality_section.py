@@ -1,9 +1,9 @@
 """Report section of the ``evaluate`` stage: is the explanation worth reading?
 
 Reads the stage's CSVs (listed in its verified manifest): faithfulness (AOPC per method and
-domain, perturbation curves), conservation per method, randomisation checks and, for
-simulated data, ground-truth recovery. :func:`faithfulness_verdict` condenses them into the
-sentence the report's summary opens with.
+domain, the faithfulness test of :func:`eegcrp.evidence.faithfulness_evidence`, perturbation
+curves), conservation per method, randomisation checks and, for simulated data,
+ground-truth recovery.
 """
 
 from __future__ import annotations
@@ -16,32 +16,18 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..evidence import faithfulness_table
+from ..results import load_evaluation
 from .context import ReportContext
 from .figures import subplots
+from .headlines import faithfulness_headline
 
-__all__ = ["add_quality_section", "faithfulness_verdict"]
+__all__ = ["add_quality_section"]
 
 #: Colour-blind-safe palette (Okabe & Ito) for methods.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000")
 SECTION = "Explanation quality"
-
-
-def faithfulness_verdict(aopc: pd.DataFrame, method: str) -> str:
-    """One sentence: does ``method`` beat random removal in every domain (mean over folds)?"""
-    rows = aopc[aopc["method"] == method]
-    if rows.empty:
-        return f"no faithfulness results for {method}"
-    means = rows.groupby("domain")[["aopc_morf", "aopc_random", "abpc"]].mean()
-    better = [d for d, r in means.iterrows() if r.aopc_morf > r.aopc_random and r.abpc > 0]
-    if len(better) == len(means):
-        return (f"{method} is faithful in every domain: removing its most relevant units "
-                "lowers the decision score more than random removal ("
-                + ", ".join(f"{d} AOPC {r.aopc_morf:.2f} vs {r.aopc_random:.2f}"
-                            for d, r in means.iterrows()) + ")")
-    worse = [d for d in means.index if d not in better]
-    return (f"{method} beats random removal in {', '.join(better) or 'no domain'} but not in "
-            f"{', '.join(worse)}: read its relevance there with caution")
 
 
 def _aopc_figure(aopc: pd.DataFrame) -> Figure:
@@ -152,20 +138,29 @@ def _table(frame: pd.DataFrame) -> str:
 
 def add_quality_section(report: mne.Report, ctx: ReportContext) -> None:
     """Add the explanation-quality section from the verified ``evaluate`` results."""
-    from ..results import load_evaluation
-
     tables = load_evaluation(ctx.folder("evaluate"))
     aopc, curves, cons = tables["aopc"], tables["curves"], tables["conservation"]
     main = f"lrp:{ctx.config.explain.composite}"
+    ec = ctx.config.evaluate
     if not aopc.empty:
+        tests = tables["faithfulness"]
+        if tests.empty and "subject" in aopc.columns:
+            tests = pd.DataFrame(faithfulness_table(aopc, list(dict.fromkeys(aopc["method"])),
+                                                    alpha=ec.alpha, min_dz=ec.min_effect))
+        headline = faithfulness_headline(tests, aopc, main, alpha=ec.alpha,
+                                         min_dz=ec.min_effect)
+        columns = ["method", "domain", "n_subjects", "aopc_morf", "aopc_random", "difference",
+                   "ci_low", "ci_high", "d_z", "p", "verdict"]
         report.add_html(
-            f"<p>{html.escape(faithfulness_verdict(aopc, main))}.</p><p>Units (channels, "
-            "bands, time segments) are removed in order of their relevance; a faithful "
-            "explanation lowers the decision score faster than random removal (AOPC of "
-            "'most relevant first' above 'random order', positive ABPC).</p>"
-            + _table(aopc.groupby(["method", "domain"])[["aopc_morf", "aopc_random",
-                                                         "aopc_lerf", "abpc"]].mean()
-                     .reset_index()),
+            f"<p>{headline.text if headline else 'No faithfulness test for ' + main}</p>"
+            "<p>Units (channels, bands, time segments) are removed in order of their "
+            "relevance; a faithful explanation lowers the decision score faster than random "
+            "removal. Per held-out subject the AOPC of 'most relevant first' minus that of "
+            "'random order' (logit units) is tested over subjects (one-sided paired t-test); "
+            f"'faithful' needs p &lt; {ec.alpha:g} and d_z &ge; {ec.min_effect:g}, a "
+            "significant smaller effect is 'weakly faithful', and otherwise the method is "
+            "'indistinguishable from random'.</p>"
+            + (_table(tests[[c for c in columns if c in tests.columns]]) if len(tests) else ""),
             title="Faithfulness summary", section=SECTION)
         for title, fig, guide in (
             ("AOPC per method and domain", _aopc_figure(aopc),

@@ -1,18 +1,21 @@
 """The report's first section (what a PI reads first) and its last (how it was made).
 
-The summary states, from the verified results present: the decoding accuracy with its
-chance level and how many held-out subjects beat their permutation threshold; where and in
-which band the relevance of each class lies (the explain store, all filters pooled); the
-share of relevance on brain components and the dominant region x band cells when the
-sources and regions stages ran; and the faithfulness verdict of the evaluate stage. The run
-metadata list the configuration, the package versions and every stage manifest's identity,
-digest and wall time.
+The summary states, from the verified results present (:mod:`.headlines` words each line):
+the decoding score with its interval, chance and the test across held-out subjects, and how
+many subjects beat their permutation threshold; where and in which band the relevance of
+each class lies (the explain store, all filters pooled); the brain share of the relevance,
+or why ICLabel's labels are not interpretable; the region x band cells above expectation and
+whether the montage covers enough regions; the faithfulness test's verdict per domain; and
+the likely confounds. When decoding is not above chance across subjects the summary leads
+with that and labels every line about relevance, concepts, sources and regions as describing
+a model that did not learn the task. Each line names its section and links its CSV files.
+The run metadata list the configuration, the package versions and every stage manifest's
+identity, digest and wall time.
 """
 
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import mne
 import yaml
@@ -20,121 +23,83 @@ import yaml
 from ..results import load_evaluation
 from ..store import open_relevance
 from .context import ReportContext
-from .quality_section import faithfulness_verdict
+from .headlines import (
+    Headline,
+    decoding_headline,
+    dominant_bands,
+    faithfulness_headline,
+    likely_confounds,
+    regions_headline,
+    relevance_headline,
+    sources_headline,
+)
 from .training_section import classification_summary
 
-__all__ = ["add_metadata_section", "add_summary_section", "dominant_bands", "regions_headline",
-           "sources_headline"]
+__all__ = ["add_metadata_section", "add_summary_section", "summary_headlines"]
 
 SUMMARY = "Summary"
 METADATA = "Run metadata"
 
 
-def dominant_bands(run: Any, n_channels: int = 3) -> dict[str, dict[str, Any]]:
-    """Per class, the band holding most positive relevance and its top channels.
-
-    All filters and folds pooled (a class-level statement needs no concept clusters).
-    """
-    bands = run.band_relevance()  # fold, class, filter, channel, band
-    positive = bands.clip(min=0).sum(("fold", "filter"))  # class, channel, band
-    out = {}
-    for cls in positive["class"].values:
-        per = positive.sel({"class": cls})
-        share = per.sum("channel") / max(float(per.sum()), 1e-30)
-        band = str(share.idxmax("band").values)
-        chans = per.sel(band=band).sortby(per.sel(band=band), ascending=False)
-        out[str(cls)] = {"band": band, "share": float(share.max()),
-                         "channels": [str(c) for c in chans["channel"].values[:n_channels]]}
-    return out
+def _item(h: Headline, gate: str | None) -> str:
+    links = ", ".join(f"<a href='{html.escape(f)}'>{html.escape(f)}</a>" for f in h.sources)
+    where = f" <small>(section {html.escape(h.section)}; from {links})</small>" if h.sources \
+        else ""
+    tag = f"<b>[{html.escape(gate)}]</b> " if gate else ""
+    return f"<li>{tag}{h.text}{where}</li>"
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.0f} %"
-
-
-def sources_headline(manifest: Any) -> str | None:
-    """The brain share of positive relevance (hard ICLabel labels) and the largest others."""
-    summary = manifest.extra.get("summary") if manifest is not None else None
-    rec = (summary or {}).get("all", {}).get("hard/positive")
-    if not rec:
-        return None
-    brain = rec["brain"]
-    ci = (getattr(manifest, "config", None) or {}).get("sources", {}).get("ci", 0.95)
-    others = sorted(rec.get("top_non_brain", {}).items(), key=lambda kv: -kv[1][0])
-    text = (f"Sources (ICA + ICLabel, {rec['n_subjects']} subjects): brain components carry "
-            f"<b>{_pct(brain[0])}</b> of the positive relevance ({100 * ci:.0f} % CI "
-            f"{_pct(brain[1])}-{_pct(brain[2])})")
-    if others:
-        text += "; then " + ", ".join(
-            f"{html.escape(k.replace('_', ' '))} {_pct(v[0])}" for k, v in others)
-    if brain[2] < 0.5:
-        text += (". Most of the decision is not attributed to brain components: read the "
-                 "artefact components and the region x band cells before the filters")
-    return text + "."
-
-
-def regions_headline(manifest: Any, n_cells: int = 3) -> str | None:
-    """Per class, the region x band cells with significantly more positive relevance than
-    their channel count predicts (FDR-corrected)."""
-    if manifest is None or "significant" not in manifest.extra:
-        return None
-    alpha = manifest.extra.get("alpha", 0.05)
-    parts = []
-    for cls, cells in manifest.extra["significant"].get("positive", {}).items():
-        over = sorted((c for c in cells if c["excess"] > 0), key=lambda c: -c["excess"])
-        cells_text = ", ".join(f"{html.escape(c['region'].replace('_', ' '))} "
-                               f"{html.escape(c['band'])} (x{c['ratio']:.2f})"
-                               for c in over[:n_cells]) or "none"
-        parts.append(f"{html.escape(cls)}: {cells_text}")
-    if not parts:
-        return (f"Regions: no region x band cell holds more positive relevance than its "
-                f"channel count predicts (FDR {alpha}).")
-    return ("Regions (more positive relevance than the channel count predicts, FDR "
-            f"{alpha}): " + "; ".join(parts) + ".")
-
-
-def _item(text: str) -> str:
-    return f"<li>{text}</li>"
+def summary_headlines(ctx: ReportContext) -> tuple[list[tuple[Headline, bool]], str | None]:
+    """The summary's lines in order, each with whether the decoding gate applies to it, and
+    the gate's label (None when decoding is above chance across subjects)."""
+    lines: list[tuple[Headline, bool]] = []
+    prepared = ctx.manifests["prepare"].extra["dataset"]
+    lines.append((Headline(
+        f"Data: <b>{html.escape(prepared['name'])}</b> ({prepared['task'].replace('_', ' ')}), "
+        f"{len(prepared['subjects'])} subjects, classes "
+        f"{html.escape(', '.join(prepared['classes']))}.", ["prepare/summary.csv"], "Data"),
+        False))
+    gate = None
+    cs = classification_summary(ctx) if "train" in ctx.manifests else None
+    if cs is not None:
+        alpha = ctx.config.evaluate.alpha
+        decoding, ev = decoding_headline(cs, alpha=alpha)
+        if ev.learned is None:
+            gate = "decoding not testable"
+        elif not ev.learned:
+            gate = "model did not learn the task"
+        lines.insert(0 if gate == "model did not learn the task" else 1, (decoding, False))
+    dominant = None
+    if "explain" in ctx.manifests:
+        run = open_relevance(ctx.folder("explain"))
+        if run.folds:
+            dominant = dominant_bands(run)
+            lines.append((relevance_headline(dominant), True))
+    sources = ctx.manifests.get("sources")
+    for h in (sources_headline(sources), regions_headline(ctx.manifests.get("regions"))):
+        if h is not None:
+            lines.append((h, True))
+    if "evaluate" in ctx.manifests:
+        tables = load_evaluation(ctx.folder("evaluate"))
+        ec = ctx.config.evaluate
+        h = faithfulness_headline(tables["faithfulness"], tables["aopc"],
+                                  f"lrp:{ctx.config.explain.composite}", alpha=ec.alpha,
+                                  min_dz=ec.min_effect)
+        if h is not None:
+            lines.append((h, True))
+    suspects = likely_confounds(sources, dominant)
+    if suspects:
+        lines.append((Headline(
+            "Possible confounds: " + "; ".join(suspects) + ". Retrain under a control to "
+            "see how much accuracy they carry (README, <i>Reading a summary</i>).",
+            ["sources/shares.csv"] if sources is not None else [], "Relevance"), True))
+    return lines, gate
 
 
 def add_summary_section(report: mne.Report, ctx: ReportContext) -> None:
     """The summary a PI reads first (see the module docstring)."""
-    items = []
-    prepared = ctx.manifests["prepare"].extra["dataset"]
-    items.append(_item(
-        f"Data: <b>{html.escape(prepared['name'])}</b> ({prepared['task'].replace('_', ' ')}), "
-        f"{len(prepared['subjects'])} subjects, classes "
-        f"{html.escape(', '.join(prepared['classes']))}."))
-    if "train" in ctx.manifests:
-
-        cs = classification_summary(ctx)
-        if cs is not None:
-            label = cs["score"].replace("_", " ")
-            items.append(_item(
-                f"Decoding (leave-one-subject-out): {label} <b>{cs['mean']:.3f}</b> "
-                f"(sd {cs['sd']:.3f} over subjects x repetitions), chance {cs['chance']:.2f}; "
-                f"{cs['above']} of {cs['n_subjects']} held-out subjects above their "
-                "permutation threshold (p &lt; 0.05)."))
-    if "explain" in ctx.manifests:
-
-        run = open_relevance(ctx.folder("explain"))
-        if run.folds:
-            parts = [f"{html.escape(c)}: {html.escape(d['band'])} "
-                     f"({100 * d['share']:.0f} % of positive relevance), strongest at "
-                     f"{html.escape(', '.join(d['channels']))}"
-                     for c, d in dominant_bands(run).items()]
-            items.append(_item("Where the evidence lies (all filters): " + "; ".join(parts)
-                               + "."))
-    for text in (sources_headline(ctx.manifests.get("sources")),
-                 regions_headline(ctx.manifests.get("regions"))):
-        if text:
-            items.append(_item(text))
-    if "evaluate" in ctx.manifests:
-
-        aopc = load_evaluation(ctx.folder("evaluate"))["aopc"]
-        if not aopc.empty:
-            verdict = faithfulness_verdict(aopc, f"lrp:{ctx.config.explain.composite}")
-            items.append(_item(f"Faithfulness: {html.escape(verdict)}."))
+    lines, gate = summary_headlines(ctx)
+    items = [_item(h, gate if gated else None) for h, gated in lines]
     report.add_html("<ul>" + "".join(items) + "</ul>", title="At a glance", section=SUMMARY)
 
 

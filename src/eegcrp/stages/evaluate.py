@@ -11,14 +11,16 @@ them, in repetition, subject order), on up to
   virtual layer;
 * conservation: each heatmap's sum against the score it decomposes (LRP methods);
 * faithfulness: perturbation curves per domain and order and their AOPC/ABPC
-  (:mod:`eegcrp.evaluation.perturbation`);
+  (:mod:`eegcrp.evaluation.perturbation`); over folds, relevance-ordered against random
+  removal tested per method and domain, paired over held-out subjects, with its effect
+  size and verdict (:func:`eegcrp.evidence.faithfulness_evidence`, ``faithfulness.csv``);
 * ground truth of simulated data (:mod:`eegcrp.evaluation.ground_truth`).
 
 The first ``randomisation_folds`` folds get the cascading randomisation and the first
 ``shuffled_label_folds`` a model retrained on labels permuted within each training subject
 (:mod:`eegcrp.evaluation.randomisation`); every fold's pooled concept clusters (pipeline
 B) are ablated one at a time (:mod:`eegcrp.evaluation.concepts`). Products (CSV):
-``aopc.csv``, ``curves.csv``, ``conservation.csv``, ``randomisation.csv``,
+``aopc.csv``, ``faithfulness.csv``, ``curves.csv``, ``conservation.csv``, ``randomisation.csv``,
 ``concept_ablation.csv`` and, for simulated data, ``ground_truth.csv`` and
 ``cluster_ground_truth.csv``.
 """
@@ -58,6 +60,7 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     from ..evaluation import method_names
     from ..evaluation.concepts import cluster_ground_truth, cluster_members
     from ..evaluation.folds import evaluate_fold, pick_windows, shuffled_label_model
+    from ..evidence import faithfulness_table
     from ..parallel import parallel_map
     from ..store import open_relevance
 
@@ -108,6 +111,8 @@ def _run(ctx: StageContext) -> dict[str, Any]:
         merged["cluster_ground_truth"] = cluster_ground_truth(
             concepts.arrays, concepts.clusters, base["ground_truth"])
     order = {f["name"]: i for i, f in enumerate(folds)}
+    merged["faithfulness"] = faithfulness_table(pd.DataFrame(merged["aopc"]), methods,
+                                                alpha=ec.alpha, min_dz=ec.min_effect)
     for key, rows in merged.items():
         if rows or key not in ("ground_truth", "cluster_ground_truth"):
             rows.sort(key=lambda r: order.get(r.get("fold", ""), 0))
