@@ -61,3 +61,15 @@ def test_relevance_measures_are_one_tuple():
     from eegcrp.sources import shares
 
     assert cells.MEASURES is shares.MEASURES is stats.MEASURES
+
+
+def test_control_kinds_agree_with_the_controls_and_their_family_defaults():
+    from eegcrp.config import ControlsConfig, FolderConfig, PreprocessingConfig
+    from eegcrp.config.controls import CONTROL_KINDS
+    from eegcrp.controls import FAMILY_BANDS, FAMILY_CONTROLS
+
+    assert _literal(ControlsConfig, "run") == set(CONTROL_KINDS)
+    assert set().union(*FAMILY_CONTROLS.values()) == set(CONTROL_KINDS)
+    families = _literal(FolderConfig, "task")
+    assert set(FAMILY_CONTROLS) == families == set(FAMILY_BANDS)
+    assert {"min_window_onset", "drop_channels"} <= set(PreprocessingConfig.model_fields)

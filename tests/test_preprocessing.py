@@ -276,3 +276,32 @@ def test_bipolar_channels_refuse_car() -> None:
                                         r"derivations; their average is no reference.*"
                                         r"--set preprocessing\.car=false"):
         Preprocessor(cfg.model_copy(update={"car": True})).process(rec)
+
+
+def test_min_window_onset_keeps_only_later_windows_and_refuses_short_trials() -> None:
+    sfreq, n = 128.0, 1280  # 10-s trials
+    data = np.stack([np.full((len(CH), n), k, dtype=float) for k in range(2)]) * 1e-6
+    ep = make_epochs(data, ch_names=CH, sfreq=sfreq, labels=["a", "b"], event_id=EVENT_ID,
+                     subject="t")
+    cfg = PreprocessingConfig(l_freq=None, h_freq=None, notch="none", car=False, window=3.0,
+                              step=0.5, min_window_onset=1.0)
+    out = Preprocessor(cfg).transform(ep)
+    # starts 1, 2.5, 4, 5.5, 7 s: every window starts at least 1 s after the trial start
+    assert out.metadata["onset"].tolist()[:5] == [1.0, 2.5, 4.0, 5.5, 7.0]
+    assert len(out) == 10
+    with pytest.raises(DataError, match="min_window_onset"):
+        Preprocessor(cfg.model_copy(update={"min_window_onset": 7.5})).transform(ep)
+
+
+def test_drop_channels_removes_them_before_the_average_reference() -> None:
+    sfreq = 128.0
+    t = np.arange(int(20 * sfreq)) / sfreq
+    rec = _recording(np.sin(2 * np.pi * 10 * t) * 1e-5, sfreq, [2.0, 8.0], 4.0)
+    rec.segments[0]._data[0] += 1e-4 * np.sin(2 * np.pi * 3 * t)  # a bad C3
+    cfg = PreprocessingConfig(notch="none", window=2.0, drop_channels=["C3"])
+    out = Preprocessor(cfg).process(rec)
+    assert out.windows.ch_names == ["Cz", "C4", "Pz"]
+    np.testing.assert_allclose(out.windows.get_data().mean(axis=1), 0, atol=1e-12)
+    assert rec.ch_names == list(CH)  # the recording itself is left as it was
+    with pytest.raises(DataError, match=r"drop_channels names \['T7'\].*its channels"):
+        Preprocessor(cfg.model_copy(update={"drop_channels": ["T7"]})).process(rec)

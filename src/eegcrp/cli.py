@@ -60,11 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"eegcrp {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, stage in STAGES.items():
-        _common(sub.add_parser(name, help=stage.help))
-    _common(sub.add_parser("run", help="run every stage in order, then write the report"))
-    _common(sub.add_parser("demo", help="run everything on simulated data (no download)"),
-            config_required=False)
+    parsers = {name: sub.add_parser(name, help=stage.help) for name, stage in STAGES.items()}
+    parsers["run"] = sub.add_parser("run", help="run every stage in order, then write the "
+                                    "report")
+    for parser_ in parsers.values():
+        _common(parser_)
+    demo = sub.add_parser("demo", help="run everything on simulated data (no download)")
+    _common(demo, config_required=False)
+    for parser_ in (parsers["run"], parsers["controls"], demo):
+        parser_.add_argument("--controls", action="store_true",
+                             help="retrain the study under its confound controls (the same "
+                                  "as --set controls.enabled=true; each costs a training run)")
     return parser
 
 
@@ -90,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .training import retain_freed_memory
 
     retain_freed_memory(children=True)  # process-wide: here, once, never in the library
+    if getattr(args, "controls", False):
+        args.overrides.append("controls.enabled=true")
     try:
         if args.command == "demo":
             config = demo_config(args.overrides, args.out)

@@ -23,9 +23,10 @@ time       windows starting within ``controls.min_onset`` s of the cue
 The comparison (:func:`compare`) is paired over held-out subjects: each subject's score
 under the control (mean over its repetitions) minus its score in the study (mean over the
 study's repetitions), a two-sided paired t-test, and the share of the above-chance score
-the control removes. A control that removes at least ``controls.confound_share`` of it,
-significantly, names a likely confound; one whose change is not significant keeps the
-score.
+the control removes. A control that removes at least ``controls.confound_share`` of it
+names a likely confound when the change is significant, a possible one when it is not (too
+few subjects to tell); otherwise it lowers or raises the score, or changes it not
+significantly.
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ class Control:
         return " ".join(f"--set {k}={fmt(v)}" for k, v in self.overrides.items())
 
 
-def declared_controls(config: StudyConfig, ch_names: list[str]) -> list[Control]:
-    """The controls ``config`` declares for data with channels ``ch_names``.
+def declared_controls(config: StudyConfig, ch_names: list[str], task: str | None = None
+                      ) -> list[Control]:
+    """The controls ``config`` declares for data with channels ``ch_names`` of task family
+    ``task`` (the prepared dataset's; default ``dataset.task``).
 
     Raises
     ------
@@ -86,7 +89,7 @@ def declared_controls(config: StudyConfig, ch_names: list[str]) -> list[Control]
         A band above the Nyquist rate, or named channels the data do not have.
     """
     cc = config.controls
-    task = getattr(config.dataset, "task", None) or "internal_attention"
+    task = task or getattr(config.dataset, "task", None) or "internal_attention"
     kinds = cc.run if cc.run is not None else FAMILY_CONTROLS.get(task, ("band", "channels"))
     out = []
     for kind in kinds:
@@ -154,7 +157,8 @@ def compare(study: pd.Series, control: pd.Series, *, chance: float, alpha: float
     summary : dict
         ``study_score``, ``control_score`` (means over subjects), ``change`` with its
         interval, ``t``/``p`` (two-sided paired t-test),
-        ``share_removed`` of the above-chance score, ``verdict``.
+        ``share_removed`` of the above-chance score, ``verdict``, ``likely_confound``
+        (most of it removed, significantly), ``possible_confound`` (not significantly).
     """
     common = sorted(set(study.index) & set(control.index))
     a, b = study.reindex(common).to_numpy(float), control.reindex(common).to_numpy(float)
@@ -169,20 +173,22 @@ def compare(study: pd.Series, control: pd.Series, *, chance: float, alpha: float
         t, p = float("nan"), float("nan")
     above = a.mean() - chance if len(a) else float("nan")
     share = float((a.mean() - b.mean()) / above) if above > 0 else float("nan")
+    most = share >= confound_share  # False for NaN (no above-chance score to remove)
     if p != p:
         verdict = "not testable"
-    elif p >= alpha:
-        verdict = "keeps the score"
-    elif diff.mean() > 0:
+    elif p < alpha and diff.mean() > 0:
         verdict = "raises the score"
-    elif share >= confound_share:
-        verdict = "removes most of the above-chance score"
+    elif p < alpha:
+        verdict = "removes most of the above-chance score" if most else "lowers the score"
+    elif most:
+        verdict = "removes most of the above-chance score, not significantly"
     else:
-        verdict = "lowers the score"
+        verdict = "no significant change"
     summary = {"n_subjects": len(common),
                "study_score": float(np.mean(a)) if len(a) else float("nan"),
                "control_score": float(np.mean(b)) if len(b) else float("nan"),
                "change": float(diff.mean()) if len(diff) else float("nan"), "ci_low": lo,
                "ci_high": hi, "t": t, "p": p, "share_removed": share, "verdict": verdict,
-               "likely_confound": verdict == "removes most of the above-chance score"}
+               "likely_confound": bool(most and p < alpha),
+               "possible_confound": bool(most and not p < alpha)}
     return per, summary

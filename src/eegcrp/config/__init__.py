@@ -27,6 +27,7 @@ from .analysis import RegionsConfig, SourcesConfig
 from .base import Section as _Section
 from .base import data_root
 from .concepts import ConceptsConfig
+from .controls import ControlsConfig
 from .data import (
     SIMULATED_CHANNEL_PRESETS,
     SIMULATED_CLASSES,
@@ -51,6 +52,7 @@ __all__ = [
     "BCIIV2bConfig",
     "ConceptsConfig",
     "ConfigError",
+    "ControlsConfig",
     "DatasetConfig",
     "EEGMATConfig",
     "EEGMMIDBConfig",
@@ -97,6 +99,7 @@ class StudyConfig(_Section):
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     regions: RegionsConfig = Field(default_factory=RegionsConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    controls: ControlsConfig = Field(default_factory=ControlsConfig)
 
     @field_validator("output_dir", "cache_dir")
     @classmethod

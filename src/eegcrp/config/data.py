@@ -295,6 +295,14 @@ class PreprocessingConfig(_Section):
     sfreq: float = Field(128.0, gt=0, description="Resample to this rate in Hz.")
     window: float = Field(3.0, gt=0, description="Window length in seconds.")
     step: float = Field(1.0, gt=0, le=1, description="Window step as a fraction of window.")
+    min_window_onset: float = Field(
+        0.0, ge=0, description="Keep only windows starting at least this many seconds after "
+        "the trial start (marker + dataset.tmin); the time control sets it.",
+    )
+    drop_channels: list[str] = Field(
+        default_factory=list, description="Channels removed before filtering and the "
+        "average reference (known bad channels; the channel control sets it).",
+    )
     car: bool = Field(True, description="Common-average reference each window.")
     zscore: bool = Field(False, description="Z-score each window over channels x time.")
     # the amplitude check (eegcrp.preprocessing.amplitude): limits measured on the real data

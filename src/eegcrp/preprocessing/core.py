@@ -27,6 +27,7 @@ each whole epoch. Every such decision is stated in :attr:`Preprocessed.notes`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import warnings
 from collections.abc import Iterator
@@ -201,12 +202,14 @@ class Preprocessor:
         return out[..., : -(-n * up // down)]
 
     def window_starts(self, n_times: int) -> np.ndarray:
-        """Start samples of the windows that fit entirely inside a trial of ``n_times``."""
+        """Start samples of the windows that fit entirely inside a trial of ``n_times``
+        (those starting before ``min_window_onset`` left out)."""
         win = self.window_samples
         step = max(1, int(round(self.config.step * win)))
-        if n_times < win:
+        first = int(round(self.config.min_window_onset * self.config.sfreq))
+        if n_times < win + first:
             return np.empty(0, dtype=int)
-        return np.arange(0, n_times - win + 1, step)
+        return np.arange(first, n_times - win + 1, step)
 
     @property
     def window_samples(self) -> int:
@@ -268,6 +271,18 @@ class Preprocessor:
         notes.append(text)
         return _Plan(l_freq, h_freq, notch, notes)
 
+    @staticmethod
+    def _without(rec: Recording, names: list[str]) -> Recording:
+        """``rec`` without channels ``names`` (each must be there: a typo must not pass)."""
+        missing = sorted(set(names) - set(rec.ch_names))
+        if missing:
+            raise DataError(f"{rec.where}: preprocessing.drop_channels names {missing}, "
+                            f"which this recording lacks; its channels: {rec.ch_names}")
+        if len(set(names)) >= len(rec.ch_names):
+            raise DataError(f"{rec.where}: preprocessing.drop_channels removes every channel")
+        segments = [seg.copy().drop_channels(list(names)) for seg in rec.segments]
+        return dataclasses.replace(rec, segments=segments)
+
     # ------------------------------------------------------------------ main
     def process(self, rec: Recording) -> Preprocessed:
         """Preprocess one subject's recording (see the module docstring).
@@ -282,6 +297,8 @@ class Preprocessor:
         """
         cfg = self.config
         where = rec.where
+        if cfg.drop_channels:
+            rec = self._without(rec, cfg.drop_channels)
         if cfg.car and is_bipolar(rec.segments[0].info):
             raise DataError(
                 f"{where}: channels {rec.ch_names} are bipolar derivations; their average is "
@@ -292,6 +309,12 @@ class Preprocessor:
         sfreq = rec.sfreq
         self._check_rate(sfreq, where)
         n_trial = int(round(rec.duration * cfg.sfreq))
+        if not len(self.window_starts(n_trial)) and cfg.min_window_onset > 0:
+            raise TrialsTooShortError(
+                f"{where}: trials are {rec.duration:g} s long, too short for a "
+                f"{cfg.window:g}-s window starting preprocessing.min_window_onset "
+                f"({cfg.min_window_onset:g} s) after the trial start; lower it or "
+                "preprocessing.window", rec.duration)
         if n_trial < self.window_samples:
             raise TrialsTooShortError(
                 f"{where}: trials are {rec.duration:g} s long ({n_trial} samples at "

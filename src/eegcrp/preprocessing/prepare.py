@@ -156,6 +156,14 @@ def _too_short_error(
     lengths = sorted(set(too_short.values()))
     listed = ", ".join(f"{v:g}" for v in lengths)
     hint = f", or {loader.trial_length_hint}" if loader.trial_length_hint else ""
+    onset = config.preprocessing.min_window_onset
+    if onset > 0:
+        return DataError(
+            f"{config.dataset.kind}: the trials of subject(s) {sorted(too_short)} are {listed} "
+            f"s long, too short for a {config.preprocessing.window:g}-s window starting "
+            f"preprocessing.min_window_onset ({onset:g} s) after the trial start: lower "
+            f"preprocessing.window to at most {max(shortest - onset, 0):g} s or lower "
+            f"min_window_onset{hint}")
     return DataError(
         f"{config.dataset.kind}: the trials of subject(s) {sorted(too_short)} are {listed} s "
         f"long, shorter than preprocessing.window ({config.preprocessing.window:g} s), so no "

@@ -23,6 +23,7 @@ import yaml
 from ..results import load_evaluation
 from ..store import open_relevance
 from .context import ReportContext
+from .controls_section import controls_headline
 from .headlines import (
     Headline,
     decoding_headline,
@@ -87,11 +88,17 @@ def summary_headlines(ctx: ReportContext) -> tuple[list[tuple[Headline, bool]], 
                                   min_dz=ec.min_effect)
         if h is not None:
             lines.append((h, True))
+    controls = controls_headline(ctx.manifests.get("controls"))
+    if controls:
+        lines.append((Headline(controls, ["controls/summary.csv", "controls/subjects.csv"],
+                               "Confound controls"), False))
     suspects = likely_confounds(sources, dominant)
     if suspects:
+        ran = controls is not None
         lines.append((Headline(
-            "Possible confounds: " + "; ".join(suspects) + ". Retrain under a control to "
-            "see how much accuracy they carry (README, <i>Reading a summary</i>).",
+            "Possible confounds: " + "; ".join(suspects) + "." + (
+                "" if ran else " Retrain under the controls to see how much score they "
+                "carry: <code>eegcrp controls CONFIG --controls</code>."),
             ["sources/shares.csv"] if sources is not None else [], "Relevance"), True))
     return lines, gate
 

@@ -10,6 +10,7 @@ concepts   concepts/   explain                                      filters.csv,
 sources    sources/    prepare, explain, concepts                   ica/, folds/, shares
 regions    regions/    explain                                      cells.csv, layout
 evaluate   evaluate/   prepare, train, explain, concepts            aopc.csv, curves.csv ...
+controls   controls/   prepare, train (retrains under each control)  summary.csv, <control>/
 report     report/     every stage present                          ../report.html
 =========  ==========  ==========================================  =====================
 """
@@ -23,6 +24,7 @@ from . import concepts  # noqa: F401
 from . import sources  # noqa: F401
 from . import regions  # noqa: F401
 from . import evaluate  # noqa: F401
+from . import controls  # noqa: F401
 from . import report  # noqa: F401
 # isort: on
 from .manifest import MANIFEST_NAME, Manifest
