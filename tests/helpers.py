@@ -131,6 +131,18 @@ def tiny_config(root: Path, **sections):
     return load_config(_merge(base, sections))
 
 
+#: Simulated 15-channel 10-20 montage of the planted-effect and planted-confound studies.
+PLANTED_CHANNELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "C3", "Cz", "C4", "P3", "Pz",
+                    "P4", "O1", "O2"]
+#: Their dataset settings: no neural effect but blinks 11x as frequent in left-hand trials;
+#: a planted mu/beta (8-30 Hz) effect without confound.
+PLANTED = {
+    "confound": {"effect_size": 0.0, "confound": {"artifact": "blink", "class": "left_hand",
+                                                  "strength": 10.0}},
+    "effect": {"effect_size": 2.0, "snr": 1.2},
+}
+
+
 def run_stages(config, *names: str, **kwargs) -> None:
     """Run the named stages (the shared stage contract included) without progress bars."""
     from eegcrp.stages import run_stage

@@ -6,19 +6,12 @@ from __future__ import annotations
 import pytest
 
 from eegcrp.sources import load_sources
-from tests.helpers import run_stages, tiny_config
+from tests.helpers import PLANTED, PLANTED_CHANNELS, run_stages, tiny_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-CHANNELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "C3", "Cz", "C4", "P3", "Pz", "P4",
-            "O1", "O2"]
-VARIANTS = {
-    # no neural effect; blinks 11x as frequent in left-hand trials
-    "confound": {"effect_size": 0.0, "confound": {"artifact": "blink", "class": "left_hand",
-                                                  "strength": 10.0}},
-    "null": {"effect_size": 0.0},  # the same data without the confound
-    "effect": {"effect_size": 2.0, "snr": 1.2},  # a planted mu/beta effect, no confound
-}
+CHANNELS = PLANTED_CHANNELS
+VARIANTS = {**PLANTED, "null": {"effect_size": 0.0}}  # null: the same data, no confound
 
 
 @pytest.fixture(scope="module")

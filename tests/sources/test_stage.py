@@ -62,6 +62,11 @@ def test_sources_products_conservation_and_the_failed_subject(study):
     assert {"label", "explained_variance", "p_brain"} <= set(comps.columns)
     ica = run.ica("S01")
     assert len(ica.ch_names) == 19 and ica.n_components == 18  # CAR removes one
+    # ICLabel's conditions: 19 channels, CAR and extended infomax hold; 1-40 Hz and 3328
+    # samples for 18 components (fewer than 20 x 18²) do not
+    conditions = {c["name"]: c for c in run.extra["iclabel_conditions"]}
+    assert [n for n, c in conditions.items() if not c["holds"]] == ["band", "samples"]
+    assert conditions["band"]["values"] == ["1-40 Hz"] and not conditions["band"]["required"]
 
 
 def test_report_sections_name_the_failed_subject(study):

@@ -9,28 +9,18 @@ import pytest
 from eegcrp.cli import main
 from eegcrp.stages import Manifest
 from eegcrp.stages.report import report_context
-from tests.helpers import run_stages, tiny_config
+from tests.helpers import PLANTED, PLANTED_CHANNELS, run_stages, tiny_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
-
-CHANNELS = ["Fp1", "Fp2", "F7", "F3", "Fz", "F4", "F8", "C3", "Cz", "C4", "P3", "Pz", "P4",
-            "O1", "O2"]
-VARIANTS = {
-    # no neural effect; blinks 11x as frequent in left-hand trials
-    "confound": {"effect_size": 0.0, "confound": {"artifact": "blink", "class": "left_hand",
-                                                  "strength": 10.0}},
-    "effect": {"effect_size": 2.0, "snr": 1.2},  # mu/beta (8-30 Hz), no confound
-}
-
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory):
     root = tmp_path_factory.mktemp("controls")
     out = {}
-    for name, dataset in VARIANTS.items():
+    for name, dataset in PLANTED.items():
         config = tiny_config(
             root / name, cache_dir=str(root / "cache"),
-            dataset={"n_subjects": 6, "n_trials": 40, "channels": CHANNELS, **dataset},
+            dataset={"n_subjects": 6, "n_trials": 40, "channels": PLANTED_CHANNELS, **dataset},
             model={"kernel_length": 64},
             training={"max_epochs": 40, "patience": 40, "learning_rate": 0.003,
                       "batch_size": 32, "n_jobs": 1},

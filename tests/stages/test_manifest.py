@@ -74,7 +74,8 @@ def test_identities_follow_the_result_settings_only(tmp_path):
     assert changed(training={"repetitions": 3}) == set()
     # a setting changes its stage and every stage that reads it
     downstream = {"concepts", "sources", "regions", "evaluate"}
-    assert changed(training={"learning_rate": 0.01}) == {"train", "explain", *downstream}
+    assert changed(training={"learning_rate": 0.01}) == {"train", "explain", "controls",
+                                                         *downstream}
     assert changed(explain={"share": 0.5}) == {"explain", *downstream}
     assert changed(concepts={"descriptor": ["spectral"]}) == {"concepts", "sources", "evaluate"}
     assert changed(concepts={"power_display": "linear", "atlas_windows": 5}) == set()  # report
@@ -82,6 +83,8 @@ def test_identities_follow_the_result_settings_only(tmp_path):
     assert changed(sources={"n_jobs": 1, "threads": 2}, regions={"alpha": 0.05}) == set()
     assert changed(sources={"n_boot": 500}) == {"sources"}
     assert changed(regions={"test": "wilcoxon"}) == {"regions"}
+    assert changed(controls={"band": [8, 30]}) == {"controls"}
+    assert changed(controls={"enabled": True}) == set()  # switching them on runs them
     assert changed(preprocessing={"l_freq": 8.0}) >= {"prepare", "train", "explain"}
     # the study seed is every stage seed left null
     assert "concepts" in changed(seed=7)  # concepts.seed (UMAP) takes the study seed

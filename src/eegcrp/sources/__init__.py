@@ -19,6 +19,7 @@ from .ica import (
     SubjectICA,
     check_channels,
     fit_subject,
+    study_conditions,
 )
 from .results import SourcesRun, load_sources
 from .shares import bootstrap_mean, category_relevance, group_shares, subject_shares
@@ -42,5 +43,6 @@ __all__ = [
     "group_shares",
     "ica_relevance",
     "load_sources",
+    "study_conditions",
     "subject_shares",
 ]

@@ -24,6 +24,8 @@ import inspect
 import logging
 import warnings
 import zlib
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import EEGCRPError
+from ..evidence import iclabel_conditions, pooled_conditions
 from ..netcdf import read_attributes, read_netcdf, write_netcdf
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ __all__ = [
     "check_channels",
     "fit_subject",
     "ica_data",
+    "study_conditions",
     "subject_seed",
 ]
 
@@ -247,6 +251,18 @@ class SubjectICA:
         x = np.asarray(x, np.float64)
         return np.einsum("kc,...ct->...kt", self.unmixing, x - self.mean[:, None])
 
+    def record(self) -> dict[str, Any]:
+        """What a manifest says of the decomposition: size, labels, fit, and what
+        :func:`study_conditions` checks."""
+        fit = self.meta.get("fit_params", {})
+        return {"n_components": self.n_components, "labels": dict(Counter(self.labels)),
+                "n_iter": self.meta.get("n_iter"), "band": self.meta.get("band"),
+                "notes": self.meta.get("notes", []), "n_channels": len(self.ch_names),
+                "n_samples": self.meta.get("n_samples"),
+                # picard(ortho=False, extended=True) is extended infomax; so is MNE's
+                # infomax with extended=True
+                "extended_infomax": bool(fit.get("extended")) and fit.get("ortho") is not True}
+
     # ------------------------------------------------------------------ storage
     def to_dataset(self, attrs: dict[str, Any] | None = None) -> xr.Dataset:
         """The decomposition as a labelled dataset (dims component, channel,
@@ -282,6 +298,17 @@ class SubjectICA:
         meta = ds.attrs.get("meta", {})
         return cls(str(ds.attrs["subject"]), [str(c) for c in ds["channel"].values],
                    meta=dict(meta), **arrays)
+
+
+def study_conditions(records: Mapping[str, dict[str, Any]], *, car: bool, min_channels: int,
+                     samples_factor: float) -> list[dict[str, Any]]:
+    """ICLabel's conditions (:func:`eegcrp.evidence.iclabel_conditions`) of each subject's
+    decomposition (its :meth:`SubjectICA.record`), pooled over subjects."""
+    return pooled_conditions({s: iclabel_conditions(
+        n_channels=int(r["n_channels"]), band=tuple(r["band"]), car=bool(car),
+        n_samples=int(r["n_samples"]), n_components=int(r["n_components"]),
+        extended_infomax=bool(r["extended_infomax"]), min_channels=min_channels,
+        samples_factor=samples_factor) for s, r in records.items()})
 
 
 def _label(raw: mne.io.BaseRaw, ica: mne.preprocessing.ICA) -> tuple[np.ndarray, list[str]]:

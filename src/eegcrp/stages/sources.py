@@ -73,27 +73,7 @@ def _fit_task(subject: str, prepared: Manifest, sc: SourcesConfig, out_path: Pat
 
 
 def _ica_record(ica: Any, path: Path) -> dict[str, Any]:
-    fit = ica.meta.get("fit_params", {})
-    return {"file": f"ica/{path.name}", "n_components": ica.n_components,
-            "labels": dict(Counter(ica.labels)), "n_iter": ica.meta.get("n_iter"),
-            "band": ica.meta.get("band"), "notes": ica.meta.get("notes", []),
-            "n_channels": len(ica.ch_names), "n_samples": ica.meta.get("n_samples"),
-            # picard(ortho=False, extended=True) is extended infomax; so is MNE's with
-            # extended=True
-            "extended_infomax": bool(fit.get("extended")) and fit.get("ortho") is not True}
-
-
-def _conditions(records: dict[str, Any], config: Any) -> list[dict[str, Any]]:
-    """ICLabel's conditions per subject, pooled (:func:`eegcrp.evidence.pooled_conditions`)."""
-    from ..evidence import iclabel_conditions, pooled_conditions
-
-    sc = config.sources
-    return pooled_conditions({s: iclabel_conditions(
-        n_channels=int(r["n_channels"]), band=tuple(r["band"]),
-        car=bool(config.preprocessing.car), n_samples=int(r["n_samples"]),
-        n_components=int(r["n_components"]), extended_infomax=bool(r["extended_infomax"]),
-        min_channels=sc.iclabel_min_channels, samples_factor=sc.min_samples_factor)
-        for s, r in records.items()})
+    return {"file": f"ica/{path.name}", **ica.record()}
 
 
 def _fold_task(fold_path: Path, ica_files: dict[str, Path | None], prepared: Manifest,
@@ -127,7 +107,7 @@ def _file_identity(path: Path) -> str | None:
 def _run(ctx: StageContext) -> dict[str, Any]:
     from ..concepts import load_concepts
     from ..parallel import parallel_map
-    from ..sources import SourcesError, SubjectICA, check_channels
+    from ..sources import SourcesError, SubjectICA, check_channels, study_conditions
     from ..sources.folds import component_table, file_attrs, unit_table_of, window_subjects
     from ..sources.shares import group_shares, headline, subject_shares
     from ..store import open_relevance
@@ -182,8 +162,9 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     if not records:
         raise SourcesError("the ICA failed for every subject: " + "; ".join(
             f"{s}: {m}" for s, m in failed.items()))
-    ctx.manifest.extra["iclabel_conditions"] = _conditions(ctx.manifest.extra["subjects"],
-                                                           config)
+    ctx.manifest.extra["iclabel_conditions"] = study_conditions(
+        ctx.manifest.extra["subjects"], car=config.preprocessing.car,
+        min_channels=sc.iclabel_min_channels, samples_factor=sc.min_samples_factor)
     notes = Counter(n for r in records.values() for n in r.get("notes", []))
     for note, count in notes.items():
         logger.warning("%s (%d of %d subjects)", note, count, len(records))
