@@ -30,9 +30,17 @@ def test_each_task_family_declares_its_controls(tmp_path):
     other = declared_controls(config, CHANNELS, "internal_attention")
     assert [c.name for c in other] == ["band", "channels"]
     assert other[0].description == "4-30 Hz only"
-    # no frontal-edge channel: no channel control; named channels must exist
-    assert [c.name for c in declared_controls(config, ["C3", "Cz", "C4"], "motor_imagery")] \
-        == ["band", "time"]
+    # a control that would change nothing is declared with the reason it is not run
+    skips = {c.name: c.skip for c in declared_controls(config, ["C3", "Cz", "C4"],
+                                                        "motor_imagery")}
+    assert skips == {"band": "", "channels": "the data have no frontal-edge channel",
+                     "time": ""}
+    config.preprocessing.l_freq, config.preprocessing.h_freq = 8.0, 30.0
+    config.preprocessing.min_window_onset = 1.5
+    skips = {c.name: c.skip for c in declared_controls(config, CHANNELS, "motor_imagery")}
+    assert skips["band"] == "the study is band-passed to 8-30 Hz already"
+    assert skips["time"] == "the study's windows start that late already"
+    # named channels must exist
     config.controls.channels = ["Cz", "T9"]
     with pytest.raises(ConfigError, match=r"\['T9'\]"):
         declared_controls(config, CHANNELS, "motor_imagery")

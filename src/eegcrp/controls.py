@@ -64,11 +64,13 @@ def frontal_edge(ch_names: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Control:
-    """One declared control: its name, what it removes, the settings it overrides."""
+    """One declared control: its name, what it removes, the settings it overrides, and why
+    it is not run on this study (``skip``: it would change nothing), if so."""
 
     name: str
     description: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    skip: str = ""
 
     def set_options(self) -> str:
         """The ``--set`` options that rerun a study under this control."""
@@ -100,24 +102,30 @@ def declared_controls(config: StudyConfig, ch_names: list[str], task: str | None
                 raise ConfigError(f"controls.band [{lo:g}, {hi:g}] reaches the Nyquist rate "
                                   f"({nyquist:g} Hz at preprocessing.sfreq "
                                   f"{config.preprocessing.sfreq:g}); lower its upper edge")
+            pre = config.preprocessing
+            inside = (pre.l_freq or 0.0) >= lo and pre.h_freq is not None and pre.h_freq <= hi
             out.append(Control("band", f"{lo:g}-{hi:g} Hz only",
-                               {"preprocessing.l_freq": lo, "preprocessing.h_freq": hi}))
+                               {"preprocessing.l_freq": lo, "preprocessing.h_freq": hi},
+                               skip=f"the study is band-passed to {pre.l_freq or 0:g}-"
+                                    f"{pre.h_freq:g} Hz already" if inside else ""))
         elif kind == "channels":
             names = frontal_edge(ch_names) if cc.channels == "frontal_edge" else cc.channels
             missing = sorted(set(names) - set(ch_names))
             if missing:
                 raise ConfigError(f"controls.channels names {missing}, which the data do not "
                                   f"have; channels: {ch_names}")
-            if not names or len(names) >= len(ch_names):
-                continue  # nothing to remove (or nothing left): no channel control here
             dropped = sorted(set(config.preprocessing.drop_channels) | set(names))
-            out.append(Control("channels", "without " + ", ".join(names),
-                               {"preprocessing.drop_channels": dropped}))
+            skip = ("the data have no frontal-edge channel" if not names else
+                    "it would remove every channel" if len(names) >= len(ch_names) else "")
+            out.append(Control("channels", "without " + (", ".join(names) or "none"),
+                               {"preprocessing.drop_channels": dropped}, skip=skip))
         elif kind == "time":
             tmin = float(getattr(config.dataset, "tmin", 0.0) or 0.0)
             onset = max(0.0, cc.min_onset - tmin)
             out.append(Control("time", f"windows from {cc.min_onset:g} s after the cue",
-                               {"preprocessing.min_window_onset": onset}))
+                               {"preprocessing.min_window_onset": onset},
+                               skip="" if onset > config.preprocessing.min_window_onset
+                               else "the study's windows start that late already"))
     return out
 
 

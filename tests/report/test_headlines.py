@@ -119,3 +119,22 @@ def test_confounds_named_from_eye_components_and_frontal_edge_delta():
                for f in found)
     assert not any("muscle" in f or "right" in f for f in found)
     assert likely_confounds(None, None) == []
+
+
+def test_dominant_band_shares_carry_an_interval_over_held_out_subjects(tiny_study):
+    import numpy as np
+
+    from eegcrp.report.headlines import dominant_bands, relevance_headline
+    from eegcrp.store import open_relevance
+
+    run = open_relevance(tiny_study.output_dir)
+    dominant = dominant_bands(run)
+    bands = run.band_relevance().clip(min=0).sum("filter")
+    for cls, d in dominant.items():
+        assert d["n_subjects"] == 3
+        per = bands.sel({"class": cls}).sum("channel")
+        shares = (per.sel(band=d["band"]) / per.sum("band")).values  # one fold per subject
+        lo, hi = d["ci"]
+        assert lo <= shares.mean() <= hi
+        np.testing.assert_allclose((lo + hi) / 2, shares.mean())
+    assert "95 % CI" in relevance_headline(dominant).text

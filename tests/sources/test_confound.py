@@ -28,7 +28,11 @@ def shares(tmp_path_factory):
         run_stages(config, "prepare", "train", "explain", "concepts", "sources")
         frame = load_sources(config.output_dir).shares
         out[name] = frame[(frame["weighting"] == "hard") & (frame["measure"] == "positive")]
+        CONFIGS[name] = config
     return out
+
+
+CONFIGS: dict = {}  # the studies the fixture ran, by variant
 
 
 def _share(frame, group, category):
@@ -51,3 +55,20 @@ def test_planted_effect_without_confound_is_mostly_brain(shares):
     # measured: brain 0.867 [0.822, 0.902]
     assert brain > 0.7 and low > 0.5 and brain > 5 * others.max()
 
+
+
+def test_without_class_signal_the_summary_abstains(shares):
+    """No effect, no confound: decoding at chance leads the summary and every relevance,
+    source and faithfulness line is labelled; nothing is called faithful."""
+    from eegcrp.report.summary_section import summary_headlines
+    from eegcrp.stages.report import report_context
+
+    config = CONFIGS["null"]
+    run_stages(config, "evaluate")
+    lines, gate = summary_headlines(report_context(config))
+    assert gate == "model did not learn the task"
+    assert lines[0][0].text.startswith("<b>The decoder did not learn the task</b>")
+    gated = {h.section for h, g in lines if g}
+    assert {"Relevance", "Independent components", "Explanation quality"} <= gated
+    text = " ".join(h.text for h, _ in lines)
+    assert "<b>faithful</b>" not in text and "is faithful" not in text

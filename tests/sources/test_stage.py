@@ -188,3 +188,17 @@ def test_ica_per_cluster_warns_and_gives_shares(study):
         out = cluster_sources(run, windows, groups, n_boot=200)
     assert isinstance(out, ClusterSources) and set(out.icas) == set(run.classes)
     assert set(out.shares["group"]) == set(run.classes)
+
+
+def test_a_sparse_montage_gets_the_iclabel_qualification(tmp_path):
+    """4 channels: ICLabel's topographies rest on too few points, so the summary withholds
+    the brain share as a finding and says why."""
+    from eegcrp.report.headlines import sources_headline
+    from eegcrp.stages.manifest import Manifest
+
+    config = tiny_config(tmp_path, dataset={"channels": ["C3", "Cz", "C4", "Pz"]},
+                         sources={"n_jobs": 1})
+    run_stages(config, "prepare", "train", "explain", "concepts", "sources")
+    manifest = Manifest.read(config.output_dir / "sources")
+    text = sources_headline(manifest).text
+    assert "<b>not interpretable</b>" in text and "channels 4 (ICLabel assumes &gt;= 16)" in text

@@ -76,3 +76,17 @@ def test_the_summary_names_the_confound_and_the_rerun_command(studies):
     assert "Controls (the study retrained under each" in text
     assert "confound in what this control removes" in text
     assert "--set preprocessing.l_freq=8.0 --set preprocessing.h_freq=30.0" in text
+
+
+def test_a_control_whose_windows_equal_the_studys_is_not_trained():
+    from eegcrp.stages.controls import _same_windows
+
+    def manifest(digests):
+        return Manifest("prepare", "x", {}, extra={"digest_extra": {
+            s: {"windows": w, "continuous": "c"} for s, w in digests.items()}})
+
+    study = manifest({"B01": "a", "B02": "b"})
+    assert _same_windows(study, manifest({"B01": "a", "B02": "b"}))
+    assert not _same_windows(study, manifest({"B01": "a", "B02": "other"}))
+    assert not _same_windows(study, manifest({"B01": "a"}))  # a subject dropped
+    assert not _same_windows(manifest({}), manifest({}))

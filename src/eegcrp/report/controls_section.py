@@ -18,11 +18,19 @@ __all__ = ["add_controls_section", "controls_headline"]
 SECTION = "Confound controls"
 
 
+def _num(value: object, fmt: str) -> str:
+    """``value`` formatted, or "n/a" when missing (NaN is written as null in a manifest)."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    return format(float(value), fmt)
+
+
 def controls_headline(manifest: object, config_hint: str = "CONFIG") -> str | None:
     """One line per control that ran: the change with its interval and the verdict; the
     likely confounds first, each with the options that rerun the study without it."""
     extra = getattr(manifest, "extra", None) or {}
     recs = [r for r in extra.get("controls", []) if r.get("verdict") != "not run"]
+    skipped = [r for r in extra.get("controls", []) if r.get("verdict") == "not run"]
     if not recs:
         return None
     recs = sorted(recs, key=lambda r: (not r.get("likely_confound"),
@@ -31,19 +39,23 @@ def controls_headline(manifest: object, config_hint: str = "CONFIG") -> str | No
     for r in recs:
         share = r.get("share_removed")
         removed = (f", {100 * share:.0f} % of the above-chance score removed"
-                   if share is not None and share == share and share > 0 else "")
+                   if isinstance(share, (int, float)) and share == share and share > 0 else "")
         text = (f"{html.escape(r['control'])} ({html.escape(r['description'])}): "
-                f"{r['study_score']:.3f} &rarr; {r['control_score']:.3f} (change "
-                f"{r['change']:+.3f}, 95 % CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f}, "
-                f"paired t-test p = {r['p']:.3g}{removed}), <b>{html.escape(r['verdict'])}</b>")
+                f"{_num(r['study_score'], '.3f')} &rarr; {_num(r['control_score'], '.3f')} "
+                f"(change {_num(r['change'], '+.3f')}, 95 % CI {_num(r['ci_low'], '+.3f')} to "
+                f"{_num(r['ci_high'], '+.3f')}, paired t-test p = {_num(r['p'], '.3g')}"
+                f"{removed}), <b>{html.escape(r['verdict'])}</b>")
         if r.get("likely_confound") or r.get("possible_confound"):
             kind = "likely" if r.get("likely_confound") else "possible"
             text += (f": {kind} confound in what this control removes. Rerun the study "
                      f"without it: <code>eegcrp run {html.escape(config_hint)} "
                      f"{html.escape(r['options'])} --out OUT</code>")
         parts.append(text)
+    parts += [f"{html.escape(r['control'])} not run ({html.escape(r['reason'])})"
+              for r in skipped]
     n = max(int(r["n_subjects"]) for r in recs)
-    return (f"Controls (the study retrained under each, {extra.get('score', 'score')}"
+    score = str(extra.get("score", "score")).replace("_", " ")
+    return (f"Controls (the study retrained under each, {score}"
             f" paired over {n} held-out subjects): " + "; ".join(parts) + ".")
 
 

@@ -15,7 +15,12 @@ from typing import Any
 import pandas as pd
 
 from ..controls import frontal_edge
-from ..evidence import DecodingEvidence, decoding_evidence, faithfulness_evidence
+from ..evidence import (
+    DecodingEvidence,
+    decoding_evidence,
+    faithfulness_evidence,
+    t_interval,
+)
 
 __all__ = ["MIN_REGIONS", "Headline", "decoding_headline", "dominant_bands",
            "faithfulness_headline", "likely_confounds", "regions_headline",
@@ -70,27 +75,41 @@ def decoding_headline(cs: dict[str, Any], *, alpha: float = 0.05
 
 
 def dominant_bands(run: Any, n_channels: int = 3) -> dict[str, dict[str, Any]]:
-    """Per class, the band holding most positive relevance and its top channels.
+    """Per class, the band holding most positive relevance, its top channels, and the
+    band's share per held-out subject's models with a 95 % t interval over subjects.
 
-    All filters and folds pooled (a class-level statement needs no concept clusters).
+    All filters and folds pooled for the choice (a class-level statement needs no concept
+    clusters); the interval treats each held-out subject (mean over its repetitions) as
+    one observation.
     """
     bands = run.band_relevance()  # fold, class, filter, channel, band
-    positive = bands.clip(min=0).sum(("fold", "filter"))  # class, channel, band
+    per_fold = bands.clip(min=0).sum("filter")  # fold, class, channel, band
+    positive = per_fold.sum("fold")  # class, channel, band
     out = {}
     for cls in positive["class"].values:
         per = positive.sel({"class": cls})
         share = per.sum("channel") / max(float(per.sum()), 1e-30)
         band = str(share.idxmax("band").values)
         chans = per.sel(band=band).sortby(per.sel(band=band), ascending=False)
+        fold = per_fold.sel({"class": cls}).sum("channel")  # fold, band
+        fold_share = (fold.sel(band=band) / fold.sum("band").clip(min=1e-30))
+        by_subject = fold_share.groupby("subject").mean().values
+        lo, hi = t_interval(by_subject)
         out[str(cls)] = {"band": band, "share": float(share.max()),
-                         "channels": [str(c) for c in chans["channel"].values[:n_channels]]}
+                         "channels": [str(c) for c in chans["channel"].values[:n_channels]],
+                         "ci": (lo, hi), "n_subjects": len(by_subject)}
     return out
 
 
 def relevance_headline(dominant: dict[str, dict[str, Any]]) -> Headline:
-    parts = [f"{html.escape(c)}: {html.escape(d['band'])} "
-             f"({_pct(d['share'])} of positive relevance), strongest at "
-             f"{html.escape(', '.join(d['channels']))}" for c, d in dominant.items()]
+    parts = []
+    for c, d in dominant.items():
+        lo, hi = d.get("ci", (float("nan"),) * 2)
+        interval = (f", 95 % CI {_pct(lo)}-{_pct(hi)} over {d['n_subjects']} held-out "
+                    "subjects' models" if lo == lo else "")
+        parts.append(f"{html.escape(c)}: {html.escape(d['band'])} ({_pct(d['share'])} of "
+                     f"positive relevance{interval}), strongest at "
+                     f"{html.escape(', '.join(d['channels']))}")
     return Headline("Where the evidence lies (all filters): " + "; ".join(parts) + ".",
                     ["explain/folds/"], "Relevance")
 

@@ -80,6 +80,12 @@ def summary_headlines(ctx: ReportContext) -> tuple[list[tuple[Headline, bool]], 
     for h in (sources_headline(sources), regions_headline(ctx.manifests.get("regions"))):
         if h is not None:
             lines.append((h, True))
+    for name in ("sources", "regions"):  # say so rather than fall silent
+        skipped = (ctx.manifests.get(name).extra.get("skipped")
+                   if ctx.manifests.get(name) is not None else None)
+        if skipped:
+            lines.append((Headline(f"{name.capitalize()}: not run ({html.escape(skipped)})."),
+                          False))
     if "evaluate" in ctx.manifests:
         tables = load_evaluation(ctx.folder("evaluate"))
         ec = ctx.config.evaluate

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import DataError
+from .manifest import Manifest
 from .registry import Stage, StageContext, register, run_stage, stage_folder
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,19 @@ __all__: list[str] = []
 #: Balanced accuracy: on a class-balanced test set it equals accuracy, on an imbalanced one
 #: it keeps chance at 1 / n_classes.
 SCORE = "balanced_accuracy"
+
+
+SAME_WINDOWS = ("its prepared windows equal the study's: the data hold nothing it removes "
+                "(e.g. a source its provider filtered to that band already)")
+
+
+def _same_windows(study: Manifest, control: Manifest) -> bool:
+    """Whether the control's prepared windows are byte for byte the study's (the prepare
+    manifests record each subject's cached windows' SHA-256)."""
+    theirs = study.extra.get("digest_extra", {})
+    ours = control.extra.get("digest_extra", {})
+    return bool(theirs) and set(theirs) == set(ours) and all(
+        theirs[s].get("windows") == ours[s].get("windows") for s in theirs)
 
 
 def _scores(run_dir: Any) -> pd.Series:
@@ -51,20 +65,30 @@ def _run(ctx: StageContext) -> dict[str, Any]:
     rows, summary = [], []
     for control in declared_controls(config, list(prepared["channels"]["names"]),
                                      prepared["dataset"].get("task")):
+        record = {"control": control.name, "description": control.description,
+                  "options": control.set_options(), "folder": f"{control.name}/"}
+        if control.skip:
+            summary.append({**record, "verdict": "not run", "reason": control.skip})
+            continue
         sub = control_config(config, control)
         logger.info("controls: retraining the study with %s (%s)", control.description,
                     control.set_options())
-        record = {"control": control.name, "description": control.description,
-                  "options": control.set_options(), "folder": f"{control.name}/"}
+        reason = ""
         try:
-            run_stage("train", sub, progress=ctx.progress)
+            run_stage("prepare", sub, progress=ctx.progress)
+            if _same_windows(ctx.inputs["prepare"], Manifest.read(stage_folder(sub, "prepare"))):
+                reason = SAME_WINDOWS
+            else:
+                run_stage("train", sub, progress=ctx.progress)
         except DataError as exc:  # e.g. trials too short for the time control
             logger.warning("control %s not run: %s", control.name, exc)
-            summary.append({**record, "verdict": "not run", "reason": str(exc)})
-            continue
+            reason = str(exc)
         for path in sorted(sub.output_dir.rglob("*")):  # the control's own run folder
             if path.is_file():
                 ctx.manifest.add_product(ctx.folder, path.relative_to(ctx.folder).as_posix())
+        if reason:
+            summary.append({**record, "verdict": "not run", "reason": reason})
+            continue
         per, rec = compare(main, _scores(sub.output_dir), chance=1 / len(classes),
                            alpha=cc.alpha, confound_share=cc.confound_share)
         rows.append(per.assign(control=control.name))
