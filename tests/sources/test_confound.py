@@ -71,4 +71,6 @@ def test_without_class_signal_the_summary_abstains(shares):
     gated = {h.section for h, g in lines if g}
     assert {"Relevance", "Independent components", "Explanation quality"} <= gated
     text = " ".join(h.text for h, _ in lines)
-    assert "<b>faithful</b>" not in text and "is faithful" not in text
+    # measured: "time faithful" (d_z 2.40) for this chance-level model: relevance tracks its
+    # score, which says nothing about the task, so the summary states no verdict
+    assert "<b>faithful</b>" not in text and "Faithfulness: not assessed here" in text

@@ -92,6 +92,12 @@ def summary_headlines(ctx: ReportContext) -> tuple[list[tuple[Headline, bool]], 
         h = faithfulness_headline(tables["faithfulness"], tables["aopc"],
                                   f"lrp:{ctx.config.explain.composite}", alpha=ec.alpha,
                                   min_dz=ec.min_effect)
+        if h is not None and gate == "model did not learn the task":
+            # relevance can follow a chance-level model's score faithfully: that says
+            # nothing about the task, so no verdict is stated here
+            h = Headline("Faithfulness: not assessed here, since the model did not learn the "
+                         "task (an explanation can track a chance-level score faithfully; "
+                         "the per-domain tests are in the section).", h.sources, h.section)
         if h is not None:
             lines.append((h, True))
     controls = controls_headline(ctx.manifests.get("controls"))
