@@ -90,3 +90,16 @@ def test_a_control_whose_windows_equal_the_studys_is_not_trained():
     assert not _same_windows(study, manifest({"B01": "a", "B02": "other"}))
     assert not _same_windows(study, manifest({"B01": "a"}))  # a subject dropped
     assert not _same_windows(manifest({}), manifest({}))
+
+
+def test_controls_the_data_cannot_have_are_refused_before_anything_is_written(tiny_study,
+                                                                              tmp_path):
+    from eegcrp.errors import ConfigError
+    from tests.helpers import copy_study
+
+    config = copy_study(tiny_study, tmp_path / "run")
+    config.controls.enabled = True
+    config.controls.channels = ["Fp1", "T9"]
+    with pytest.raises(ConfigError, match=r"controls.channels names \['T9'\]"):
+        run_stages(config, "controls")
+    assert not (config.output_dir / "controls").exists()

@@ -116,6 +116,17 @@ def _describe(result: dict[str, Any], config: Any) -> str:
     return "\n".join(lines)
 
 
+def _check(config: Any, inputs: dict[str, Manifest]) -> None:
+    """Refuse controls the data cannot have (named channels they lack, a band above
+    Nyquist) before anything is written."""
+    from ..controls import declared_controls
+
+    if config.controls.enabled and "prepare" in inputs:
+        prepared = inputs["prepare"].extra
+        declared_controls(config, list(prepared["channels"]["names"]),
+                          prepared["dataset"].get("task"))
+
+
 def _load(ctx: StageContext) -> dict[str, Any] | None:
     extra = ctx.manifest.extra
     if "skipped" in extra:  # enabled now: run them (enabled is not part of the identity)
@@ -141,4 +152,5 @@ STAGE = register(Stage(
     report=_report,
     describe=_describe,
     load=_load,
+    check=_check,
 ))
