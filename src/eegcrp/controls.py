@@ -74,10 +74,7 @@ class Control:
 
     def set_options(self) -> str:
         """The ``--set`` options that rerun a study under this control."""
-        def fmt(v: Any) -> str:
-            return "[" + ",".join(str(x) for x in v) + "]" if isinstance(v, list) else str(v)
-
-        return " ".join(f"--set {k}={fmt(v)}" for k, v in self.overrides.items())
+        return " ".join(f"--set {k}={_value(v)}" for k, v in self.overrides.items())
 
 
 def declared_controls(config: StudyConfig, ch_names: list[str], task: str | None = None
@@ -133,7 +130,7 @@ def control_config(config: StudyConfig, control: Control) -> StudyConfig:
     """The study under ``control``: its run folder is ``<output_dir>/controls/<name>``, its
     cache the study's, its repetitions ``controls.repetitions``."""
     raw = config.model_dump(mode="json")
-    raw = apply_overrides(raw, [f"{k}={_yaml(v)}" for k, v in control.overrides.items()])
+    raw = apply_overrides(raw, [f"{k}={_value(v)}" for k, v in control.overrides.items()])
     raw["output_dir"] = str(config.output_dir / "controls" / control.name)
     raw["cache_dir"] = str(config.resolved_cache_dir())
     raw["training"]["repetitions"] = config.controls.repetitions
@@ -141,10 +138,10 @@ def control_config(config: StudyConfig, control: Control) -> StudyConfig:
     return load_config(raw)
 
 
-def _yaml(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(f'"{v}"' if isinstance(v, str) else str(v) for v in value) + "]"
-    return str(value)
+def _value(value: Any) -> str:
+    """An override value as ``--set`` takes it (parsed as YAML: ``[F7,F8]`` is a list of
+    names), with no space for the shell to split."""
+    return "[" + ",".join(str(x) for x in value) + "]" if isinstance(value, list) else str(value)
 
 
 def compare(study: pd.Series, control: pd.Series, *, chance: float, alpha: float = 0.05,

@@ -23,7 +23,7 @@ independent, and a claim about a task is a claim about subjects.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,9 +77,6 @@ class DecodingEvidence:
         if self.learned is None:
             return "not testable"
         return "above chance" if self.learned else "not above chance"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "verdict": self.verdict}
 
 
 def decoding_evidence(per_subject: pd.Series, chance: float, thresholds: pd.Series, *,
