@@ -9,7 +9,7 @@ The entry points a script needs::
     ds = eegcrp.load_relevance(config.output_dir)  # xarray.Dataset of concept relevance
 
 Every stage's results are read through one verifying layer (:mod:`eegcrp.results`):
-``load_training``, ``open_relevance``/``load_relevance``, ``load_concepts``,
+``load_training``, ``load_decoding``, ``open_relevance``/``load_relevance``, ``load_concepts``,
 ``load_sources``, ``load_regions``, ``load_evaluation``.
 
 Heavy modules (torch, MNE) are imported on first use, so ``import eegcrp`` stays cheap.
@@ -45,6 +45,7 @@ __all__ = [
     "__version__",
     "load_concepts",
     "load_config",
+    "load_decoding",
     "load_evaluation",
     "load_regions",
     "load_relevance",
@@ -60,6 +61,7 @@ __all__ = [
 
 _LAZY = {
     "load_concepts": ("eegcrp.concepts", "load_concepts"),
+    "load_decoding": ("eegcrp.results", "load_decoding"),
     "load_evaluation": ("eegcrp.results", "load_evaluation"),
     "load_regions": ("eegcrp.regions", "load_regions"),
     "load_relevance": ("eegcrp.store", "load_relevance"),

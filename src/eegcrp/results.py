@@ -20,8 +20,8 @@ import pandas as pd
 
 from .errors import StoreError
 
-__all__ = ["EVALUATION_TABLES", "TrainingResults", "load_evaluation", "load_training",
-           "open_stage", "stage_folder_name"]
+__all__ = ["EVALUATION_TABLES", "DecodingResults", "TrainingResults", "load_decoding",
+           "load_evaluation", "load_training", "open_stage", "stage_folder_name"]
 
 
 def stage_folder_name(stage: str) -> str:
@@ -127,6 +127,37 @@ class TrainingResults:
 def load_training(run_dir: str | Path) -> TrainingResults:
     """The results of the ``train`` stage (``<output_dir>/training`` or ``output_dir``)."""
     return TrainingResults(*open_stage(run_dir, "train", required=("metrics.csv",)))
+
+
+class DecodingResults:
+    """The finished ``decoding`` stage: per held-out subject, EEGNet's single models (mean
+    over repetitions), their repetition ensemble and the same-fold baselines."""
+
+    def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
+        self.folder = folder
+        self.manifest = manifest
+
+    def __repr__(self) -> str:
+        return f"DecodingResults({self.folder}: {list(self.summary['models'])})"
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        """``scores.csv``: one row per held-out subject and model."""
+        return pd.read_csv(self.folder / "scores.csv", dtype={"subject": str})
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Per model the mean over subjects with its interval; EEGNet against the others."""
+        return self.manifest["extra"]["summary"]
+
+    def table(self, score: str = "balanced_accuracy") -> pd.DataFrame:
+        """Subjects x models of one score."""
+        return self.scores.pivot(index="subject", columns="model", values=score)
+
+
+def load_decoding(run_dir: str | Path) -> DecodingResults:
+    """The results of the ``decoding`` stage (``<output_dir>/decoding`` or ``output_dir``)."""
+    return DecodingResults(*open_stage(run_dir, "decoding", required=("scores.csv",)))
 
 
 #: The tables of the ``evaluate`` stage (``<name>.csv``).

@@ -42,6 +42,7 @@ from .data import (
     SimulatedConfig,
     SimulatedConfound,
 )
+from .decoding import DecodingConfig
 from .evaluate import EvaluateConfig
 from .stages import DEFAULT_BANDS, ExplainConfig, ModelConfig, ParallelSection, TrainingConfig
 
@@ -54,6 +55,7 @@ __all__ = [
     "ConfigError",
     "ControlsConfig",
     "DatasetConfig",
+    "DecodingConfig",
     "EEGMATConfig",
     "EEGMMIDBConfig",
     "EvaluateConfig",
@@ -94,6 +96,7 @@ class StudyConfig(_Section):
     preprocessing: PreprocessingConfig = Field(default_factory=PreprocessingConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    decoding: DecodingConfig = Field(default_factory=DecodingConfig)
     explain: ExplainConfig = Field(default_factory=ExplainConfig)
     concepts: ConceptsConfig = Field(default_factory=ConceptsConfig)
     sources: SourcesConfig = Field(default_factory=SourcesConfig)

@@ -11,7 +11,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-__all__ = ["subplots"]
+__all__ = ["forest_plot", "subplots"]
 
 _FIGURE_KEYS = ("figsize", "dpi", "layout", "facecolor")
 
@@ -24,3 +24,31 @@ def subplots(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Figure, Any
     """
     fig = Figure(**{k: kwargs.pop(k) for k in _FIGURE_KEYS if k in kwargs})
     return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def forest_plot(rows: list[tuple[str, float, float, float]], *, chance: float | None = None,
+                xlabel: str = "balanced accuracy", title: str = "",
+                colors: list[str] | None = None) -> Figure:
+    """Means with their intervals, one row each, top to bottom, chance as a dashed line.
+
+    Parameters
+    ----------
+    rows : list of (label, mean, low, high)
+    chance : float | None
+    colors : list of str | None
+        One per row (default: all blue).
+    """
+    fig, ax = subplots(figsize=(6.4, 0.8 + 0.36 * len(rows)), layout="constrained")
+    y = list(range(len(rows)))[::-1]
+    for k, (_, mean, lo, hi) in enumerate(rows):
+        color = colors[k] if colors else "tab:blue"
+        if lo == lo and hi == hi:
+            ax.hlines(y[k], lo, hi, color=color, lw=2)
+        ax.plot(mean, y[k], "o", color=color)
+    if chance is not None:
+        ax.axvline(chance, color="gray", ls="--", lw=1, label=f"chance {chance:.2f}")
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+    ax.set_yticks(y, [r[0] for r in rows])
+    ax.set(xlabel=xlabel, title=title)
+    ax.grid(axis="x", alpha=0.3)
+    return fig

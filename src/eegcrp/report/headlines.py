@@ -22,7 +22,8 @@ from ..evidence import (
     t_interval,
 )
 
-__all__ = ["MIN_REGIONS", "Headline", "decoding_headline", "dominant_bands",
+__all__ = ["MIN_REGIONS", "MODEL_NAMES", "Headline", "comparison_headline",
+           "decoding_headline", "dominant_bands",
            "faithfulness_headline", "likely_confounds", "regions_headline",
            "relevance_headline", "sources_headline"]
 
@@ -47,16 +48,27 @@ def _p(p: float) -> str:
     return "n/a" if p != p else ("p &lt; 0.001" if p < 0.001 else f"p = {p:.3f}")
 
 
-def decoding_headline(cs: dict[str, Any], *, alpha: float = 0.05
-                      ) -> tuple[Headline, DecodingEvidence]:
+def decoding_headline(cs: dict[str, Any], *, alpha: float = 0.05,
+                      ensemble: pd.Series | None = None) -> tuple[Headline, DecodingEvidence]:
     """The decoding line from :func:`eegcrp.report.training_section.classification_summary`,
-    with the test across held-out subjects (:func:`eegcrp.evidence.decoding_evidence`)."""
+    with the test across held-out subjects (:func:`eegcrp.evidence.decoding_evidence`).
+
+    By default each held-out subject's score is its single models' mean over repetitions;
+    ``ensemble`` (subject -> score of its repetition ensemble) replaces it
+    (``decoding.headline: ensemble``)."""
     score = cs["score"]
-    per = cs["metrics"].groupby("test_subject")[score].mean()
+    reps = int(cs["metrics"]["repetition"].nunique())
+    if ensemble is None:
+        per = cs["metrics"].groupby("test_subject")[score].mean()
+        which = (f"single models, mean over {reps} repetitions" if reps > 1
+                 else "one model per held-out subject")
+    else:
+        per, which = ensemble, f"repetition ensembles of {reps} models"
     ev = decoding_evidence(per, cs["chance"], cs["threshold"], score=score, alpha=alpha)
     label = score.replace("_", " ")
-    numbers = (f"{label} <b>{ev.mean:.3f}</b> (95 % CI {ev.ci_low:.3f}-{ev.ci_high:.3f} over "
-               f"{ev.n_subjects} held-out subjects), chance {ev.chance:.2f}")
+    numbers = (f"{label} <b>{ev.mean:.3f}</b> ({which}; 95 % CI {ev.ci_low:.3f}-"
+               f"{ev.ci_high:.3f} over {ev.n_subjects} held-out subjects), chance "
+               f"{ev.chance:.2f}")
     per_subject = (f"{ev.above} of {ev.n_subjects} held-out subjects above their own "
                    "permutation threshold (p &lt; 0.05)")
     if ev.learned is None:
@@ -74,26 +86,59 @@ def decoding_headline(cs: dict[str, Any], *, alpha: float = 0.05
     return Headline(text, ["training/metrics.csv"], "Classification"), ev
 
 
+#: How the decoding stage's models are named in the summary.
+MODEL_NAMES = {"eegnet": "EEGNet", "eegnet_ensemble": "EEGNet repetition ensemble",
+               "logbp+lr": "log band power + LR", "ts+lr": "tangent space + LR"}
+
+
+def comparison_headline(summary: dict[str, Any], headline: str = "single"
+                        ) -> Headline | None:
+    """EEGNet against its repetition ensemble and the same-fold baselines (the ``decoding``
+    stage's summary): each model's mean with its interval, and the paired test."""
+    models, versus = summary.get("models", {}), summary.get("versus_eegnet", {})
+    if "eegnet" not in models or not versus:
+        return None
+    eeg = models["eegnet"]
+    parts = []
+    for name, test in versus.items():
+        m = models[name]
+        diff = test["difference"]
+        word = "above" if diff > 0 else "below"
+        parts.append(
+            f"{MODEL_NAMES.get(name, html.escape(name))} {m['mean']:.3f} (CI {m['ci'][0]:.3f}-"
+            f"{m['ci'][1]:.3f}): EEGNet {abs(diff):.3f} {word} it (95 % CI {test['ci'][0]:+.3f}"
+            f" to {test['ci'][1]:+.3f}, SMD {test['smd']:+.2f}, {test['test']} "
+            f"{_p(test['p_eegnet_better'])} for EEGNet better)")
+    lead = ("the summary's decoding line uses the repetition ensembles" if headline ==
+            "ensemble" else "the decoding line above uses the single models, which are the "
+            "models explained")
+    return Headline(
+        f"Same folds, {summary.get('score', 'balanced_accuracy').replace('_', ' ')}: EEGNet "
+        f"{eeg['mean']:.3f} (CI {eeg['ci'][0]:.3f}-{eeg['ci'][1]:.3f}); " + "; ".join(parts)
+        + f" ({lead}).", ["decoding/scores.csv"], "Classification")
+
+
 def dominant_bands(run: Any, n_channels: int = 3) -> dict[str, dict[str, Any]]:
     """Per class, the band holding most positive relevance, its top channels, and the
-    band's share per held-out subject's models with a 95 % t interval over subjects.
+    band's share per held-out subject with a 95 % t interval over subjects.
 
-    All filters and folds pooled for the choice (a class-level statement needs no concept
-    clusters); the interval treats each held-out subject (mean over its repetitions) as
-    one observation.
+    Relevance is that of each held-out subject's repetition ensemble: the mean over its R
+    models' maps (:mod:`eegcrp.training.ensemble` says why that is the ensemble's LRP), all
+    filters pooled (a class-level statement needs no concept clusters). The band is chosen
+    on the sum over subjects; the interval treats each subject as one observation.
     """
     bands = run.band_relevance()  # fold, class, filter, channel, band
     per_fold = bands.clip(min=0).sum("filter")  # fold, class, channel, band
-    positive = per_fold.sum("fold")  # class, channel, band
+    ensembles = per_fold.groupby("subject").mean()  # subject, class, channel, band
+    positive = ensembles.sum("subject")  # class, channel, band
     out = {}
     for cls in positive["class"].values:
         per = positive.sel({"class": cls})
         share = per.sum("channel") / max(float(per.sum()), 1e-30)
         band = str(share.idxmax("band").values)
         chans = per.sel(band=band).sortby(per.sel(band=band), ascending=False)
-        fold = per_fold.sel({"class": cls}).sum("channel")  # fold, band
-        fold_share = (fold.sel(band=band) / fold.sum("band").clip(min=1e-30))
-        by_subject = fold_share.groupby("subject").mean().values
+        subj = ensembles.sel({"class": cls}).sum("channel")  # subject, band
+        by_subject = (subj.sel(band=band) / subj.sum("band").clip(min=1e-30)).values
         lo, hi = t_interval(by_subject)
         out[str(cls)] = {"band": band, "share": float(share.max()),
                          "channels": [str(c) for c in chans["channel"].values[:n_channels]],
@@ -110,7 +155,8 @@ def relevance_headline(dominant: dict[str, dict[str, Any]]) -> Headline:
         parts.append(f"{html.escape(c)}: {html.escape(d['band'])} ({_pct(d['share'])} of "
                      f"positive relevance{interval}), strongest at "
                      f"{html.escape(', '.join(d['channels']))}")
-    return Headline("Where the evidence lies (all filters): " + "; ".join(parts) + ".",
+    return Headline("Where the evidence lies (all filters; each held-out subject's repetition "
+                    "ensemble, its models' relevance averaged): " + "; ".join(parts) + ".",
                     ["explain/folds/"], "Relevance")
 
 

@@ -20,12 +20,13 @@ import html
 import mne
 import yaml
 
-from ..results import load_evaluation
+from ..results import load_decoding, load_evaluation
 from ..store import open_relevance
 from .context import ReportContext
 from .controls_section import controls_headline
 from .headlines import (
     Headline,
+    comparison_headline,
     decoding_headline,
     dominant_bands,
     faithfulness_headline,
@@ -62,14 +63,22 @@ def summary_headlines(ctx: ReportContext) -> tuple[list[tuple[Headline, bool]], 
         False))
     gate = None
     cs = classification_summary(ctx) if "train" in ctx.manifests else None
+    decoded = (load_decoding(ctx.folder("decoding")) if "decoding" in ctx.manifests
+               else None)
+    which = ctx.config.decoding.headline
     if cs is not None:
         alpha = ctx.config.evaluate.alpha
-        decoding, ev = decoding_headline(cs, alpha=alpha)
+        ensemble = (decoded.table(cs["score"])["eegnet_ensemble"]
+                    if decoded is not None and which == "ensemble" else None)
+        decoding, ev = decoding_headline(cs, alpha=alpha, ensemble=ensemble)
         if ev.learned is None:
             gate = "decoding not testable"
         elif not ev.learned:
             gate = "model did not learn the task"
         lines.insert(0 if gate == "model did not learn the task" else 1, (decoding, False))
+        versus = comparison_headline(decoded.summary, which) if decoded is not None else None
+        if versus is not None:
+            lines.insert(lines.index((decoding, False)) + 1, (versus, False))
     dominant = None
     if "explain" in ctx.manifests:
         run = open_relevance(ctx.folder("explain"))

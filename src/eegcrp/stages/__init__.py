@@ -5,6 +5,7 @@ stage      folder      reads                                       writes
 =========  ==========  ==========================================  =====================
 prepare    prepare/    the recordings (cached per subject)          summary.csv, manifest
 train      training/   prepare                                      folds/*.pt|json, metrics
+decoding   decoding/   prepare, train                               scores.csv, predictions
 explain    explain/    prepare, train                               folds/*.h5
 concepts   concepts/   explain                                      filters.csv, clusters
 sources    sources/    prepare, explain, concepts                   ica/, folds/, shares
@@ -19,6 +20,7 @@ report     report/     every stage present                          ../report.ht
 # Importing a stage module registers the stage: this order is the pipeline's order.
 from . import prepare  # noqa: F401
 from . import train  # noqa: F401
+from . import decoding  # noqa: F401
 from . import explain  # noqa: F401
 from . import concepts  # noqa: F401
 from . import sources  # noqa: F401
