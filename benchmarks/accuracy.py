@@ -2,13 +2,8 @@
 
 Trains every variant with eegcrp's own stages (``prepare`` + ``train``, manifests and all)
 into ``<out>/<variant>/`` and scores non-deep baselines on exactly the same leave-one-subject-
-out folds of the same prepared windows:
-
-* ``logbp+lr``: log band power (Welch) of every channel in 4-8, 8-13, 13-20, 20-30 Hz, minus
-  its channel mean per window, standardised per subject (no labels), logistic regression;
-* ``ts+lr`` (needs pyriemann, ``pip install eegcrp[bench]``): OAS covariance of each window,
-  re-centred per subject to the identity (the Riemannian counterpart of Euclidean alignment,
-  transductive like it), tangent space at the identity, logistic regression.
+out folds of the same prepared windows (``logbp+lr`` and ``ts+lr`` of
+:mod:`eegcrp.training.baselines`, which the ``decoding`` stage scores in every study).
 
 Prints per-subject tables (mean +- sd over repetitions), mean +- sd over subjects x
 repetitions, pooled scores per repetition, balanced accuracy and ROC AUC, and the one-sided
@@ -32,51 +27,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.signal import welch
 from scipy.stats import wilcoxon
 
 from eegcrp.config import load_config
+from eegcrp.config.decoding import BASELINES
 from eegcrp.stages import require, run_stage
 from eegcrp.stages.prepare import load_prepared
 from eegcrp.stats import fold_metrics, pooled_metrics
-
-BANDS = ((4.0, 8.0), (8.0, 13.0), (13.0, 20.0), (20.0, 30.0))
+from eegcrp.training.baselines import baseline_features
 
 
 def _variant(text: str) -> tuple[str, list[str]]:
     name, _, sets = text.partition(":")
     return name, [s for s in sets.split(",") if s]
-
-
-def log_band_power(x: np.ndarray, sfreq: float, groups: np.ndarray) -> np.ndarray:
-    """Per-window log band power features, channel-mean removed, standardised per subject."""
-    freqs, psd = welch(x, fs=sfreq, nperseg=min(x.shape[-1], int(sfreq)), axis=-1)
-    feats = []
-    for lo, hi in BANDS:
-        sel = (freqs >= lo) & (freqs < hi)
-        logp = np.log(psd[..., sel].mean(-1))
-        feats.append(logp - logp.mean(axis=1, keepdims=True))
-    f = np.concatenate(feats, axis=1)
-    for g in np.unique(groups):
-        rows = groups == g
-        f[rows] = (f[rows] - f[rows].mean(0)) / (f[rows].std(0) + 1e-12)
-    return f
-
-
-def tangent_space(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Tangent vectors of per-subject re-centred OAS covariances."""
-    from pyriemann.estimation import Covariances
-    from pyriemann.tangentspace import TangentSpace
-    from pyriemann.utils.mean import mean_riemann
-    from scipy.linalg import fractional_matrix_power
-
-    covs = Covariances("oas").fit_transform(x.astype(np.float64) * 1e6)
-    for g in np.unique(groups):
-        rows = groups == g
-        ref = np.real(fractional_matrix_power(mean_riemann(covs[rows]), -0.5))
-        covs[rows] = ref @ covs[rows] @ ref
-    eye = np.eye(covs.shape[1])[None]
-    return TangentSpace(metric="riemann").fit(eye).transform(covs)
 
 
 def baseline_folds(features: np.ndarray, y: np.ndarray, groups: np.ndarray, name: str
@@ -173,15 +136,9 @@ def main() -> None:
     if not args.no_baselines and dataset is not None:
         x, y, groups = dataset.get_data()
         groups = groups.astype(str)
-        baselines = {"logbp+lr": lambda: log_band_power(x, dataset.sfreq, groups)}
-        try:
-            import pyriemann  # noqa: F401
-
-            baselines["ts+lr"] = lambda: tangent_space(x, groups)
-        except ImportError:
-            print("pyriemann not installed: no tangent-space baseline", flush=True)
-        for name, features in baselines.items():
-            summary = summarise(baseline_folds(features(), y, groups, name),
+        for name in BASELINES:
+            features = baseline_features(name, x, dataset.sfreq, groups)
+            summary = summarise(baseline_folds(features, y, groups, name),
                                 len(dataset.classes))
             results["variants"][name] = summary
             rows.append(_fmt(name, summary))

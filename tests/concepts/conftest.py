@@ -13,22 +13,25 @@ from eegcrp.config import DEFAULT_BANDS
 def synthetic_store(n_reps: int = 2, n_subjects: int = 6, n_filters: int = 16,
                     n_groups: int = 4, n_channels: int = 8, n_layer_time: int = 32,
                     n_freq: int = 65, noise: float = 0.15, identical_reps: bool = False,
-                    seed: int = 0) -> xr.Dataset:
+                    seed: int = 0, transient_rep: int | None = None) -> xr.Dataset:
     """A dataset shaped like ``RelevanceRun.to_dataset()`` whose filter ``f`` of every model
     belongs to planted group ``f % n_groups`` (coordinate ``group``: fold, filter).
 
     Each filter's activation is its group's template with a random gain, offset and *sign*
     (all not identifiable across models), plus noise; its relevance follows the group's
     relevance template with a random positive gain; its spectral relevance and power follow
-    the group's channel x frequency pattern.
+    the group's channel x frequency pattern. With ``transient_rep`` the last group's filters
+    of that repetition follow a template of their own, seen in no other repetition (a concept
+    one training run found and the others did not; ``group`` does not say so).
     """
     rng = np.random.default_rng(seed)
     t = np.linspace(0, 1, n_layer_time)
-    act_t = np.stack([np.sin(2 * np.pi * (g + 1) * t + g) for g in range(n_groups)])
+    n_templates = n_groups + 1  # the last one only for transient_rep
+    act_t = np.stack([np.sin(2 * np.pi * (g + 1) * t + g) for g in range(n_templates)])
     rel_t = np.stack([0.3 + np.clip(a, 0, None) for a in act_t])
-    spec_t = rng.gamma(1.0, 1.0, (n_groups, n_channels, n_freq)) * rng.choice([-1, 1], (
-        n_groups, n_channels, n_freq))
-    pow_t = rng.gamma(2.0, 1.0, (n_groups, n_channels, n_freq)) / (1 + np.arange(n_freq))
+    spec_t = rng.gamma(1.0, 1.0, (n_templates, n_channels, n_freq)) * rng.choice([-1, 1], (
+        n_templates, n_channels, n_freq))
+    pow_t = rng.gamma(2.0, 1.0, (n_templates, n_channels, n_freq)) / (1 + np.arange(n_freq))
     classes = ["a", "b"]
     n_folds = n_reps * n_subjects
     shape = (n_folds, len(classes), n_filters)
@@ -44,6 +47,9 @@ def synthetic_store(n_reps: int = 2, n_subjects: int = 6, n_filters: int = 16,
         for c in range(len(classes)):
             for f in range(n_filters):
                 g = (group[f] + c) % n_groups
+                if transient_rep is not None and i // n_subjects == transient_rep \
+                        and g == n_groups - 1:
+                    g = n_groups
                 sign, gain, off = r.choice([-1, 1]), r.uniform(0.5, 3), r.normal(0, 2)
                 act[i, c, f] = sign * gain * (act_t[g] + noise * r.standard_normal(
                     n_layer_time)) + off

@@ -158,3 +158,44 @@ def test_exact_knn_matches_brute_force():
         assert (idx[:, 0] == np.arange(300)).all() and np.allclose(dist[:, 0], 0, atol=1e-6)
         assert np.allclose(dist, np.sort(full, axis=1)[:, :12], atol=1e-5)
         assert np.allclose(np.take_along_axis(full, idx, 1), dist, atol=1e-5)
+
+
+def test_a_concept_of_one_repetition_is_not_stable_the_recurring_ones_are():
+    ds = synthetic_store(n_reps=4, n_subjects=6, transient_rep=0)
+    result = compute_concepts(ds, ConceptsConfig(seed=2))
+    f = result.filters[result.filters["class"] == "a"]
+    group = ds["group"].sel({"class": "a"}).values[f["filter"].to_numpy()]
+    transient = (f["repetition"] == 0).to_numpy() & (group == 3)
+    pooled = result.clusters[(result.clusters["class"] == "a")
+                             & (result.clusters["scope"] == "pooled")].set_index("cluster")
+
+    def cluster_of(rows: np.ndarray) -> str:
+        names = f.loc[rows, "cluster_pooled"]
+        name = names.mode().iloc[0]
+        assert (names == name).mean() >= 0.9  # the planted filters form one cluster
+        return name
+
+    lone = cluster_of(transient)
+    assert pooled.loc[lone, "recurrence"] == pytest.approx(1 / 4)
+    assert not pooled.loc[lone, "stable"]
+    for g in range(4):  # group 3 is in 3 of the 4 repetitions: 75 % >= 70 %
+        recurring = cluster_of(~transient & (group == g))
+        assert recurring != lone
+        assert pooled.loc[recurring, "recurrence"] == pytest.approx(1 if g < 3 else 3 / 4)
+        assert pooled.loc[recurring, "stable"]
+
+
+def test_stability_by_repetitions_reclusters_nested_subsets():
+    from eegcrp.concepts import stability_by_repetitions
+
+    ds = synthetic_store(n_reps=4, n_subjects=6, transient_rep=0)
+    table = stability_by_repetitions(ds, ConceptsConfig(seed=2), counts=(2, 4))
+    assert list(table["repetitions"].unique()) == [2, 4]
+    a = table[table["class"] == "a"].set_index("repetitions")
+    # with 2 repetitions the lone concept of repetition 0 recurs in half of them (< 70 %),
+    # and so does the group it replaced; with 4, only the lone concept is unstable
+    assert (a.loc[4, "clusters"], a.loc[4, "stable"]) == (5, 4)
+    assert a.loc[2, "stable"] == 3
+    assert 0 < a.loc[4, "stable_filter_share"] < 1
+    with pytest.raises(ConceptsError, match="has 4 repetitions"):
+        stability_by_repetitions(ds, ConceptsConfig(seed=2), counts=(5,))

@@ -65,6 +65,7 @@ from .clustering import ConceptClusterer, match_clusters
 from .descriptors import FilterDescriptors, filter_descriptors
 from .pipeline import ConceptsResult, analysis_variables, compute_concepts
 from .results import Concepts, load_concepts, write_concepts
+from .sweep import stability_by_repetitions
 
 __all__ = [
     "ConceptClusterer",
@@ -76,5 +77,6 @@ __all__ = [
     "filter_descriptors",
     "load_concepts",
     "match_clusters",
+    "stability_by_repetitions",
     "write_concepts",
 ]
