@@ -3,7 +3,8 @@
 Reclusters the explained filters of the first r repetitions for each r (the study's own
 concepts settings) and prints per class the pooled clusters, the stable ones, the share of
 clustered filters in stable clusters, the mean recurrence and the mean adjusted Rand index of
-each repetition's clustering against the pooled one (:func:`eegcrp.concepts.stability_by_repetitions`).
+each repetition's clustering against the pooled one
+(:func:`eegcrp.concepts.stability_by_repetitions`).
 
 Example::
 
