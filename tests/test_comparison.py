@@ -79,3 +79,13 @@ def test_interval_is_the_paired_t_interval():
 def test_fewer_than_two_subjects_is_refused():
     with pytest.raises(ValueError, match="at least 2"):
         paired_test([0.7], [0.6])
+
+
+def test_the_observed_sum_counts_whatever_the_summation_order():
+    # EEGMMIDB's balanced accuracies: against chance, summed by a matrix product, the
+    # identity flip fell 1 ulp short of the pairwise sum and the exact p came out 0
+    scores = np.array([0.8883399209486166, 0.8438735177865613, 0.9328063241106719,
+                       0.6877470355731226, 0.6696428571428572, 0.9166666666666667,
+                       0.9565217391304348, 0.7569169960474309, 0.7827380952380952,
+                       0.7351190476190477])
+    assert paired_test(scores, np.full(10, 0.5)).p == pytest.approx(1 / 1024)

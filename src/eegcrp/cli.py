@@ -1,10 +1,12 @@
-"""Command-line interface: one subcommand per registered stage, plus ``run`` and ``demo``.
+"""Command-line interface: one subcommand per registered stage, plus ``run``, ``demo`` and
+``compare``.
 
 ``eegcrp <stage> CONFIG.yaml`` runs one stage (after checking the stages it reads),
 ``eegcrp run CONFIG.yaml`` every stage in order and the report, ``eegcrp demo`` the embedded
 simulated study. Every command takes ``--out DIR`` (replaces the config's ``output_dir``)
 and repeatable ``--set KEY=VALUE`` overrides with dotted keys, so a study is one YAML file
-and a quick variant (``--set training.repetitions=1``) needs no copy of it. Errors caused
+and a quick variant (``--set training.repetitions=1``) needs no copy of it.
+``eegcrp compare RUN [RUN ...] --out PAGE.html`` puts finished studies side by side. Errors caused
 by the input (config, data, stage results, output and cache paths the operating system
 refuses) exit with status 2 and a message that names the fix; ``--verbose`` adds the
 traceback.
@@ -67,6 +69,17 @@ def _parser() -> argparse.ArgumentParser:
         _common(parser_)
     demo = sub.add_parser("demo", help="run everything on simulated data (no download)")
     _common(demo, config_required=False)
+    compare = sub.add_parser("compare", help="put finished studies side by side on one HTML "
+                             "page (decoding, baselines, sources, concepts, regions)")
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN",
+                         help="a finished study's output folder")
+    compare.add_argument("--out", type=Path, default=Path("compare.html"),
+                         help="the page to write (default compare.html)")
+    compare.add_argument("--label", dest="labels", action="append", default=None,
+                         help="a study's name on the page, one per RUN in order (default: "
+                              "its dataset, with its settings where two share one)")
+    compare.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    compare.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     for parser_ in (parsers["run"], parsers["controls"], demo):
         parser_.add_argument("--controls", action="store_true",
                              help="retrain the study under its confound controls (the same "
@@ -99,6 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "controls", False):
         args.overrides.append("controls.enabled=true")
     try:
+        if args.command == "compare":
+            from .report.compare import build_comparison
+
+            page = build_comparison(args.runs, args.out, args.labels)
+            print(f"comparison of {len(args.runs)} studies: {page.resolve()}")
+            return 0
         if args.command == "demo":
             config = demo_config(args.overrides, args.out)
         else:
