@@ -110,11 +110,16 @@ def _stability_html(c: Any, classes: list[str]) -> str:
     parts = []
     for cls in classes:
         pooled = c.pooled(cls)
+        # stable concepts first, then those not assessable, the unstable ones last
+        rank = pooled["stable"].map({True: 0, False: 2}).fillna(1)
+        pooled = pooled.assign(_rank=rank.to_numpy()).sort_values(
+            ["_rank", "n_filters"], ascending=[True, False], kind="stable")
         rows = pd.DataFrame({
             "cluster": pooled["cluster"], "filters": pooled["n_filters"],
             "models": pooled["n_models"], "kind": pooled["kind"],
             "recurrence": [_fmt(v, ".0%") for v in pooled["recurrence"]],
-            "verdict": pooled["stability"],
+            "verdict": [v.replace("not stable", "UNSTABLE") if isinstance(v, str) else v
+                        for v in pooled["stability"]],
         })
         reps = c.stability[(c.stability["class"] == cls) & (c.stability["scope"] != "pooled")]
         rep_rows = pd.DataFrame({
@@ -124,7 +129,8 @@ def _stability_html(c: Any, classes: list[str]) -> str:
             "ARI vs pooled": [_fmt(v) for v in reps["ari_vs_pooled"]],
         })
         parts.append(f"<h4>class {_esc(cls)}</h4>{_table(rows)}{_table(rep_rows)}")
-    return ("<p>Pooled clusters with their recurrence over repetitions and verdict; per "
+    return ("<p>Pooled clusters with their recurrence over repetitions and verdict, stable "
+            "ones first and UNSTABLE ones last; per "
             "repetition its own clustering, how many of its clusters match a pooled cluster, "
             "and the adjusted Rand index between it and the pooled clustering restricted to "
             "the same filters (1 = the same partition; noise counts as one group; n/a with one "
