@@ -50,7 +50,7 @@ def test_tests_per_study_and_combined(studies):
 def test_concepts_are_listed_stable_first(studies):
     table = read_study(studies[1].output_dir).concepts
     for _, part in table.groupby("class"):
-        order = part["stable"].map({True: 0, False: 2}).fillna(1).tolist()
+        order = part["stable"].astype(object).map({True: 0, False: 2}).fillna(1).tolist()
         assert order == sorted(order)
     assert {"band", "channels", "region"} <= set(table.columns)
 

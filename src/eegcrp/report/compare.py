@@ -170,7 +170,7 @@ def _concepts_html(s: StudySummary) -> str:
     if s.concepts is None or s.concepts.empty:
         return f"<p><b>{_esc(s.label)}</b>: {_esc(s.concepts_note or 'no concepts')}.</p>"
     t = s.concepts.copy()
-    t["stability"] = t["stable"].map({True: "stable", False: "UNSTABLE"}).fillna(
+    t["stability"] = t["stable"].astype(object).map({True: "stable", False: "UNSTABLE"}).fillna(
         "not assessable")
     t["recurrence"] = [("" if v != v else f"{100 * v:.0f} %") for v in t["recurrence"]]
     t["band share"] = [f"{100 * v:.0f} %" for v in t["band_share"]]

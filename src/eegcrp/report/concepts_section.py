@@ -111,7 +111,7 @@ def _stability_html(c: Any, classes: list[str]) -> str:
     for cls in classes:
         pooled = c.pooled(cls)
         # stable concepts first, then those not assessable, the unstable ones last
-        rank = pooled["stable"].map({True: 0, False: 2}).fillna(1)
+        rank = pooled["stable"].astype(object).map({True: 0, False: 2}).fillna(1)
         pooled = pooled.assign(_rank=rank.to_numpy()).sort_values(
             ["_rank", "n_filters"], ascending=[True, False], kind="stable")
         rows = pd.DataFrame({

@@ -127,7 +127,7 @@ def concept_table(concepts: Any, regions: dict[str, list[str]] | None = None,
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    order = table["stable"].map({True: 0, False: 2}).fillna(1)
+    order = table["stable"].astype(object).map({True: 0, False: 2}).fillna(1)
     return (table.assign(_order=order).sort_values(["class", "_order", "n_models"],
                                                    ascending=[True, True, False],
                                                    kind="stable")
