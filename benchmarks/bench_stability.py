@@ -26,13 +26,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a study's output_dir (explain finished)")
     parser.add_argument("--counts", type=int, nargs="+", default=[2, 3, 5, 10])
+    parser.add_argument("--csv", type=Path, default=None, help="also write the table here")
     args = parser.parse_args()
     config = load_config(args.run / "config.yaml")
     run = open_relevance(args.run)
     start = time.perf_counter()
     table = stability_by_repetitions(run.to_dataset(analysis_variables(config.concepts)),
                                      config.concepts, args.counts, seed=config.concepts.seed)
-    table.to_csv(args.run / "stability_vs_repetitions.csv", index=False)
+    if args.csv is not None:
+        table.to_csv(args.csv, index=False)
     print(table.round(3).to_string(index=False))
     print(f"\n{time.perf_counter() - start:.0f} s")
 

@@ -2,8 +2,10 @@
 
 The summary states, from the verified results present (:mod:`.headlines` words each line):
 the decoding score with its interval, chance and the test across held-out subjects, and how
-many subjects beat their permutation threshold; where and in which band the relevance of
-each class lies (the explain store, all filters pooled); the brain share of the relevance,
+many subjects beat their permutation threshold (single models, or the repetition ensembles
+with ``decoding.headline: ensemble``); EEGNet against its ensembles and the same-fold
+baselines; where and in which band the relevance of each class lies (the explain store, all
+filters pooled, each subject's ensemble); the brain share of the relevance,
 or why ICLabel's labels are not interpretable; the region x band cells above expectation and
 whether the montage covers enough regions; the faithfulness test's verdict per domain; and
 the likely confounds. When decoding is not above chance across subjects the summary leads
