@@ -72,7 +72,7 @@ def test_config_hash_is_order_independent() -> None:
 
 
 @pytest.mark.parametrize("name", ["bciciv2b", "eegmat", "eegmmidb", "kul_aad",
-                                  "moabb_cho2017", "folder_example"])
+                                  "moabb_cho2017", "folder_example", "bids_example"])
 def test_shipped_configs_validate(name: str) -> None:
     import yaml
 
@@ -87,3 +87,15 @@ def test_shipped_configs_validate(name: str) -> None:
                 if key in got and not isinstance(value, (dict, list)) and value is not None:
                     assert got[key] == value or got[key] == type(got[key])(value), (
                         section, key)
+
+
+def test_task_labels_are_free_words_but_words() -> None:
+    from eegcrp.errors import ConfigError
+
+    base = {"name": "t", "output_dir": "/tmp/t",
+            "dataset": {"kind": "folder", "path": "/tmp", "events": {"1": "target"},
+                        "tmax": 0.8}}
+    config = load_config({**base, "dataset": {**base["dataset"], "task": "p300"}})
+    assert config.dataset.task == "p300"
+    with pytest.raises(ConfigError, match="is not a label"):
+        load_config({**base, "dataset": {**base["dataset"], "task": "p 300"}})

@@ -1,12 +1,13 @@
-"""Command-line interface: one subcommand per registered stage, plus ``run``, ``demo`` and
-``compare``.
+"""Command-line interface: one subcommand per registered stage, plus ``run``, ``demo``,
+``compare`` and ``to-bids``.
 
 ``eegcrp <stage> CONFIG.yaml`` runs one stage (after checking the stages it reads),
 ``eegcrp run CONFIG.yaml`` every stage in order and the report, ``eegcrp demo`` the embedded
 simulated study. Every command takes ``--out DIR`` (replaces the config's ``output_dir``)
 and repeatable ``--set KEY=VALUE`` overrides with dotted keys, so a study is one YAML file
 and a quick variant (``--set training.repetitions=1``) needs no copy of it.
-``eegcrp compare RUN [RUN ...] --out PAGE.html`` puts finished studies side by side. Errors caused
+``eegcrp compare RUN [RUN ...] --out PAGE.html`` puts finished studies side by side, and
+``eegcrp to-bids CONFIG OUT`` writes a dataset as BIDS. Errors caused
 by the input (config, data, stage results, output and cache paths the operating system
 refuses) exit with status 2 and a message that names the fix; ``--verbose`` adds the
 traceback.
@@ -78,8 +79,21 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--label", dest="labels", action="append", default=None,
                          help="a study's name on the page, one per RUN in order (default: "
                               "its dataset, with its settings where two share one)")
-    compare.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    compare.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    to_bids = sub.add_parser("to-bids", help="write the dataset of CONFIG as a BIDS dataset "
+                             "(mne-bids), events included")
+    to_bids.add_argument("config", type=Path, help="study configuration (YAML)")
+    to_bids.add_argument("bids_root", type=Path, metavar="OUT", help="the BIDS root to write")
+    to_bids.add_argument("--task", default=None, help="BIDS task label (default: the "
+                         "dataset's task without '_')")
+    to_bids.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help="override a config value (repeatable)")
+    to_bids.add_argument("--overwrite", action="store_true",
+                         help="write into a non-empty BIDS root, replacing these subjects")
+    for parser_ in (compare, to_bids):
+        verbosity = parser_.add_mutually_exclusive_group()
+        verbosity.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        verbosity.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+
     for parser_ in (parsers["run"], parsers["controls"], demo):
         parser_.add_argument("--controls", action="store_true",
                              help="retrain the study under its confound controls (the same "
@@ -117,6 +131,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             page = build_comparison(args.runs, args.out, args.labels)
             print(f"comparison of {len(args.runs)} studies: {page.resolve()}")
+            return 0
+        if args.command == "to-bids":
+            from .data.to_bids import write_bids
+
+            done = write_bids(load_config(args.config, args.overrides), args.bids_root,
+                              task=args.task, overwrite=args.overwrite,
+                              progress=not args.quiet)
+            print(f"BIDS dataset in {args.bids_root.resolve()}: {len(done['subjects'])} "
+                  f"subjects, {done['runs']} runs, {done['trials']} trials, task "
+                  f"{done['task']}; read it with\n"
+                  + yaml.safe_dump({"dataset": done["dataset"]}, sort_keys=False))
             return 0
         if args.command == "demo":
             config = demo_config(args.overrides, args.out)

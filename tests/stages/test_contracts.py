@@ -205,7 +205,7 @@ def test_cli_commands_come_from_the_registry(capsys):
     from eegcrp.cli import _parser
 
     commands = set(_parser()._subparsers._group_actions[0].choices)
-    assert commands == {*STAGES, "run", "demo", "compare"}
+    assert commands == {*STAGES, "run", "demo", "compare", "to-bids"}
     with pytest.raises(SystemExit):
         main(["--version"])
     import eegcrp

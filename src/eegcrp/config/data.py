@@ -3,11 +3,12 @@ and :mod:`eegcrp.preprocessing`)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
 from .base import Section as _Section
 from .base import data_root
@@ -15,7 +16,9 @@ from .base import data_root
 __all__ = [
     "SIMULATED_CHANNEL_PRESETS",
     "SIMULATED_CLASSES",
+    "TASK_FAMILIES",
     "BCIIV2bConfig",
+    "BIDSConfig",
     "DatasetConfig",
     "EEGMATConfig",
     "EEGMMIDBConfig",
@@ -29,6 +32,31 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- datasets
+#: The task families eegcrp knows (they choose defaults: controls, the thesis' regions);
+#: any other task label is accepted and gets the defaults of none of them.
+TASK_FAMILIES = ("motor_imagery", "auditory_attention", "internal_attention")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_task_label(value: str | None) -> str | None:
+    """A task label: one of :data:`TASK_FAMILIES` or any other word (letters, digits, ``_``,
+    ``-``), such as a BIDS task entity (``p300``, ``ssvep``)."""
+    if value is not None and not _LABEL.match(str(value)):
+        raise ValueError(f"task {value!r} is not a label: use letters, digits, '_' or '-' "
+                         f"(known families: {', '.join(TASK_FAMILIES)})")
+    return value
+
+
+TaskLabel = Annotated[str, AfterValidator(check_task_label)]
+
+
+def _string_keys(value: Any) -> Any:
+    # YAML reads codes such as ``{1: left_hand}`` as integers; markers are compared as text.
+    if isinstance(value, Mapping):
+        return {str(k): v for k, v in value.items()}
+    return value
+
+
 class _DatasetBase(_Section):
     path: Path | None = Field(
         None, description="Folder with the recordings; default: a folder under $EEGCRP_DATA."
@@ -90,8 +118,8 @@ class MOABBConfig(_DatasetBase):
     paradigm: str = Field("LeftRightImagery", description="MOABB paradigm class name.")
     paradigm_params: dict[str, Any] = Field(default_factory=dict)
     montage: str = "standard_1005"
-    task: Literal["motor_imagery", "auditory_attention", "internal_attention"] | None = Field(
-        None, description="Task family; null = inferred from the paradigm (imagery)."
+    task: TaskLabel | None = Field(
+        None, description="Task family or label; null = inferred from the paradigm (imagery)."
     )
 
 
@@ -99,8 +127,9 @@ class FolderConfig(_DatasetBase):
     """In-house recordings in a folder (FIF, EDF/BDF, BrainVision, EEGLAB, XDF)."""
 
     kind: Literal["folder"] = "folder"
-    task: Literal["motor_imagery", "auditory_attention", "internal_attention"] = Field(
-        ..., description="Task family of the recordings."
+    task: TaskLabel = Field(
+        ..., description="Task family of the recordings (motor_imagery, auditory_attention, "
+        "internal_attention) or any other label (p300, ssvep ...).",
     )
     pattern: str = Field(
         "**/*", description="Glob below path; files of unknown type are ignored."
@@ -123,10 +152,7 @@ class FolderConfig(_DatasetBase):
     @field_validator("events", mode="before")
     @classmethod
     def _marker_keys(cls, value: Any) -> Any:
-        # YAML reads stim codes ``{1: left_hand}`` as integers; markers are compared as text.
-        if isinstance(value, Mapping):
-            return {str(k): v for k, v in value.items()}
-        return value
+        return _string_keys(value)
 
     @field_validator("events")
     @classmethod
@@ -140,6 +166,68 @@ class FolderConfig(_DatasetBase):
         if self.tmax <= self.tmin:
             raise ValueError(f"tmax ({self.tmax}) must be larger than tmin ({self.tmin})")
         return self
+
+
+class BIDSConfig(_Section):
+    """A BIDS dataset read with mne-bids (extra ``eegcrp[bids]``; :mod:`eegcrp.data.bids`)."""
+
+    kind: Literal["bids"] = "bids"
+    path: Path = Field(..., description="The BIDS root (the folder holding "
+                       "dataset_description.json).")
+    task: TaskLabel = Field(..., description="The BIDS task entity to read (task-<label>).")
+    family: TaskLabel | None = Field(
+        None, description="The study's task family (motor_imagery, auditory_attention, "
+        "internal_attention) when the BIDS label is another word; null = the BIDS label.",
+    )
+    subjects: list[str] | None = Field(None, description="Subject labels (sub-<label>); "
+                                       "null = every subject with the task.")
+    sessions: list[str] | None = Field(None, description="Session labels; null = all.")
+    runs: list[str] | None = Field(None, description="Run labels; null = all.")
+    datatype: str = Field("eeg", description="BIDS datatype folder.")
+    classes: dict[str, str] = Field(
+        ..., description="events.tsv trial_type value (the value column where trial_type is "
+        "absent) -> class name; other events are ignored.",
+    )
+    tmin: float = 0.0
+    tmax: float = Field(..., description="Window end after each event onset, in seconds.")
+    channels: list[str] | None = Field(None, description="EEG channels to keep, in this "
+                                       "order; null = every good EEG channel.")
+    montage: str = Field("standard_1005", description="Standard montage for channels without "
+                         "electrodes.tsv positions.")
+    mains_freq: float | None = Field(None, description="Mains frequency in Hz; null = the "
+                                     "recordings' PowerLineFrequency.")
+
+    @field_validator("subjects", "sessions", "runs", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        # YAML reads sub-01's label 01 as 1; BIDS labels are text: "sub-" and "ses-" dropped
+        if isinstance(value, list):
+            return [str(v).removeprefix("sub-").removeprefix("ses-").removeprefix("run-")
+                    for v in value]
+        return value
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _class_keys(cls, value: Any) -> Any:
+        return _string_keys(value)
+
+    @field_validator("classes")
+    @classmethod
+    def _some_classes(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("map at least one trial_type value to a class, e.g. "
+                             "{left: left_hand}")
+        return value
+
+    @model_validator(mode="after")
+    def _window(self) -> BIDSConfig:
+        if self.tmax <= self.tmin:
+            raise ValueError(f"tmax ({self.tmax}) must be larger than tmin ({self.tmin})")
+        return self
+
+    def resolved_path(self, default_folder: str = "") -> Path:
+        """The BIDS root."""
+        return Path(self.path).expanduser()
 
 
 # --- SimulatedConfig: owned by the simulator (eegcrp.data.simulate) ------------------
@@ -277,6 +365,7 @@ DatasetConfig = Annotated[
     | KULConfig
     | MOABBConfig
     | FolderConfig
+    | BIDSConfig
     | SimulatedConfig,
     Field(discriminator="kind"),
 ]

@@ -22,6 +22,7 @@ import mne
 import numpy as np
 import pandas as pd
 
+from ..config.data import TASK_FAMILIES, check_task_label
 from ..errors import DataError
 from .montage import is_bipolar, make_montage, mark_bipolar, set_montage_strict
 from .recording import Recording
@@ -43,8 +44,9 @@ __all__ = [
     "set_montage_strict",
 ]
 
-#: The task families eegcrp knows; every dataset belongs to one.
-TASKS = ("motor_imagery", "auditory_attention", "internal_attention")
+#: The task families eegcrp knows (they choose defaults); a dataset may carry any other
+#: task label (``p300``, a BIDS task entity ...), which gets the defaults of none of them.
+TASKS = TASK_FAMILIES
 
 
 @dataclass
@@ -58,7 +60,7 @@ class EEGDataset:
     epochs : dict of str to mne.BaseEpochs
         Subject id -> that subject's epochs (trials or windows).
     task : str
-        One of :data:`TASKS`.
+        One of :data:`TASKS` or another label (letters, digits, ``_``, ``-``).
     mains_freq : float | None
         Mains frequency of the recording site in Hz (None if unknown/not applicable).
     info : dict
@@ -72,8 +74,10 @@ class EEGDataset:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise DataError(f"task {self.task!r} is not one of {TASKS}")
+        try:
+            check_task_label(self.task)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
 
     # ------------------------------------------------------------------ accessors
     @property

@@ -168,7 +168,8 @@ class MOABBLoader(BaseLoader):
         if task is None:
             raise DataError(
                 f"moabb: cannot infer the task of paradigm {self.config.paradigm!r}; set "
-                f"dataset.task to one of {TASKS}"
+                f"dataset.task to a task family ({', '.join(TASKS)}) or a label of its own "
+                "(p300, ssvep ...)"
             )
         return task
 

@@ -18,6 +18,7 @@ LOADERS: dict[str, str] = {
     "kul_aad": "eegcrp.data.kul:KULLoader",
     "moabb": "eegcrp.data.moabb_bridge:MOABBLoader",
     "folder": "eegcrp.data.folder:FolderLoader",
+    "bids": "eegcrp.data.bids:BIDSLoader",
     "simulated": "eegcrp.data.simulate:SimulatedLoader",
 }
 

@@ -127,7 +127,9 @@ def prepare(
               "source": _source(loader, subjects), "cache_hits": hits, "notes": notes,
               "implausible_channels": implausible},
     )
-    dataset.info.update(loader.dataset_info(list(epochs)))
+    provenance = dict(loader.dataset_info(list(epochs)))
+    dataset.info["notes"] += [f"{config.dataset.kind}: {n}" for n in provenance.pop("notes", [])]
+    dataset.info.update(provenance)
     dataset.validate()
     write_json_atomic(folder / "manifest.json", {
         "layout": CACHE_LAYOUT,

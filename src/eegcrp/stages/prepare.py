@@ -182,8 +182,10 @@ def _report(report: Any, ctx: Any) -> None:
 
 def _describe(dataset: EEGDataset, config: StudyConfig) -> str:
     summary = dataset.summary()
+    notes = "".join(f"\n  {n}" for n in dataset.info.get("notes", []))
     return (f"{summary.to_string()}\n\nwindows: {int(summary['n_epochs'].sum())}, subjects: "
-            f"{len(summary)}; summary in {config.output_dir}/prepare/summary.csv")
+            f"{len(summary)}; summary in {config.output_dir}/prepare/summary.csv"
+            + (f"\nnotes:{notes}" if notes else ""))
 
 
 STAGE = register(Stage(
