@@ -194,7 +194,7 @@ def test_mistakes_exit_2_naming_the_fix(eegmat_bids, tmp_path, capsys, change, m
 
 
 def test_free_task_labels_are_kept(eegmat_bids, tmp_path):
-    root, dataset = _copy(eegmat_bids, tmp_path)
+    _, dataset = _copy(eegmat_bids, tmp_path)
     ds = prepare(_config("eegmat.yaml", {**dataset, "family": None}, tmp_path))
     assert ds.task == "internalattention"  # the BIDS label itself: no known family
 
