@@ -66,9 +66,10 @@ def test_mismatched_channels_between_subjects() -> None:
         ds.validate()
 
 
-def test_unknown_task() -> None:
-    with pytest.raises(DataError, match="task 'sleep'"):
-        EEGDataset("x", {}, "sleep")
+def test_any_task_label_but_not_any_text() -> None:
+    assert EEGDataset("x", {}, "sleep").task == "sleep"  # a label of its own
+    with pytest.raises(DataError, match="task 'sleep stages' is not a label"):
+        EEGDataset("x", {}, "sleep stages")
 
 
 def test_get_data_and_summary() -> None:
