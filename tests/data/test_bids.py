@@ -208,3 +208,16 @@ def test_to_bids_refuses_epoched_sources_and_a_used_folder(tmp_path, capsys, eeg
     root, _ = eegmat_bids
     rc, _, err = run_cli(capsys, "to-bids", str(CONFIGS / "eegmat.yaml"), str(root))
     assert rc == 2 and "is not empty" in err
+
+
+def test_value_codes_stand_in_for_a_missing_trial_type(eegmat_bids, tmp_path):
+    root, dataset = _copy(eegmat_bids, tmp_path)
+    by_type = prepare(_config("eegmat.yaml", dataset, tmp_path / "a"))
+    for path in root.rglob("*_events.tsv"):
+        table = pd.read_csv(path, sep="\t", dtype=str)
+        table.drop(columns="trial_type").to_csv(path, sep="\t", index=False)
+    codes = {"1": "rest", "2": "arithmetic"}  # to-bids coded the classes in this order
+    by_value = prepare(_config("eegmat.yaml", {**dataset, "classes": codes}, tmp_path / "b"))
+    assert by_value.classes == by_type.classes
+    np.testing.assert_array_equal(by_value.get_data()[1], by_type.get_data()[1])
+    np.testing.assert_array_equal(by_value.get_data()[0], by_type.get_data()[0])

@@ -160,7 +160,12 @@ class BIDSLoader(BaseLoader):
         table = root / "participants.tsv"
         if not table.is_file():
             return found, "the sub-* folders"
-        listed = [p.removeprefix("sub-") for p in _tsv(table)["participant_id"]]
+        participants = _tsv(table)
+        if "participant_id" not in participants:
+            logger.warning("bids: %s has no participant_id column; subjects from the sub-* "
+                           "folders", table)
+            return found, "the sub-* folders"
+        listed = [p.removeprefix("sub-") for p in participants["participant_id"]]
         unlisted = sorted(set(found) - set(listed))
         if unlisted:
             logger.warning("bids: subject folder(s) %s are not in participants.tsv; read "
@@ -223,7 +228,15 @@ class BIDSLoader(BaseLoader):
                             "trial_type) or leave the run out with dataset.runs")
         folder = Path(bp.fpath).parent
         electrodes = any(folder.glob(f"sub-{bp.subject}*_electrodes.tsv"))
-        return _Run(bp, _tsv(Path(channels)), sidecar, events, electrodes)
+        table = _tsv(Path(channels))
+        missing = [c for c in ("name", "type") if c not in table]
+        if missing:
+            raise DataError(f"bids: {channels} lacks the column(s) {missing} that BIDS "
+                            "requires; add them (type EEG for the EEG channels)")
+        if "onset" not in _tsv(events):
+            raise DataError(f"bids: {events} has no onset column; BIDS events files start "
+                            "with onset and duration (in seconds)")
+        return _Run(bp, table, sidecar, events, electrodes)
 
     def _check_channels(self, plan: dict[str, _Subject]) -> None:
         wanted = self.config.channels
@@ -305,8 +318,13 @@ class BIDSLoader(BaseLoader):
                     f"bids: {run.path.basename} states no PowerLineFrequency in its "
                     f"_{cfg.datatype}.json; set dataset.mains_freq to 50 or 60 (the mains "
                     "of the recording site)")
-            raw = mb.read_raw_bids(run.path, verbose="error")
-            raw.load_data(verbose="error")
+            try:
+                raw = mb.read_raw_bids(run.path, verbose="error")
+                raw.load_data(verbose="error")
+            except (ValueError, RuntimeError, OSError, KeyError) as exc:
+                raise DataError(f"bids: mne-bids could not read {run.path.fpath} "
+                                f"({type(exc).__name__}: {exc}); check the file and its "
+                                "sidecars against the BIDS specification") from exc
             sfreq = float(raw.info["sfreq"])
             rows += self._trials(run, len(segments), sfreq, raw.n_times)
             raw.pick(subj.channels)
