@@ -28,6 +28,7 @@ from ..io import atomic_path
 from .figures import forest_plot, subplots
 from .headlines import MODEL_NAMES
 from .studies import StudySummary, describe_settings, read_study
+from .tables import html_table
 
 __all__ = ["build_comparison", "comparison_tests"]
 
@@ -42,10 +43,7 @@ def _esc(value: object) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f"<table class='table table-sm'><tr>{head}</tr>{body}</table>"
+    return html_table(frame)
 
 
 def _labels(studies: Sequence[StudySummary]) -> None:

@@ -28,6 +28,7 @@ from .concepts_figures import (
     topography_figure,
 )
 from .context import ReportContext
+from .tables import html_table
 from .topography import scalp_info
 
 __all__ = ["SECTION", "add_concepts_section", "atlas_clusters"]
@@ -38,10 +39,7 @@ def _esc(value: Any) -> str:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(v)}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f"<table class='table table-sm'><tr>{head}</tr>{body}</table>"
+    return html_table(frame)
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:

@@ -8,7 +8,6 @@ ground-truth recovery.
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import mne
@@ -21,6 +20,7 @@ from ..results import load_evaluation
 from .context import ReportContext
 from .figures import subplots
 from .headlines import faithfulness_headline
+from .tables import html_table
 
 __all__ = ["add_quality_section"]
 
@@ -106,7 +106,7 @@ def _randomisation_figure(rand: pd.DataFrame) -> Figure | None:
 
 
 def _cell(value: Any) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def _ablation_figure(ablation: pd.DataFrame) -> Figure:
@@ -130,10 +130,7 @@ def _ablation_figure(ablation: pd.DataFrame) -> Figure:
 
 
 def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
-                   for row in frame.itertuples(index=False))
-    return f"<table class='table table-sm'><tr>{head}</tr>{body}</table>"
+    return html_table(frame, _cell)
 
 
 def add_quality_section(report: mne.Report, ctx: ReportContext) -> None:
