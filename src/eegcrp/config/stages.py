@@ -85,7 +85,9 @@ class ModelConfig(_Section):
 class TrainingConfig(ParallelSection):
     """Leave-one-subject-out training (see :mod:`eegcrp.training.loso`)."""
 
-    repetitions: int = Field(10, ge=1, description="Times the whole LOSO is repeated.")
+    repetitions: int = Field(
+        5, ge=1, description="Times the whole LOSO is repeated (5: from 5 on, the stable "
+        "concepts of EEGMMIDB no longer changed with R; BENCHMARKS.md section 12).")
     max_epochs: int = Field(
         200, ge=1, description="Epoch limit (the thesis protocol always trains this many)."
     )
