@@ -64,12 +64,13 @@ def test_relevance_measures_are_one_tuple():
 
 
 def test_control_kinds_agree_with_the_controls_and_their_family_defaults():
-    from eegcrp.config import ControlsConfig, FolderConfig, PreprocessingConfig
+    from eegcrp.config import ControlsConfig, PreprocessingConfig
     from eegcrp.config.controls import CONTROL_KINDS
+    from eegcrp.config.data import TASK_FAMILIES
     from eegcrp.controls import FAMILY_BANDS, FAMILY_CONTROLS
+    from eegcrp.data import TASKS
 
     assert _literal(ControlsConfig, "run") == set(CONTROL_KINDS)
     assert set().union(*FAMILY_CONTROLS.values()) == set(CONTROL_KINDS)
-    families = _literal(FolderConfig, "task")
-    assert set(FAMILY_CONTROLS) == families == set(FAMILY_BANDS)
+    assert set(FAMILY_CONTROLS) == set(TASK_FAMILIES) == set(TASKS) == set(FAMILY_BANDS)
     assert {"min_window_onset", "drop_channels"} <= set(PreprocessingConfig.model_fields)

@@ -74,8 +74,10 @@ def test_identities_follow_the_result_settings_only(tmp_path):
     assert changed(training={"repetitions": 3}) == set()
     # a setting changes its stage and every stage that reads it
     downstream = {"concepts", "sources", "regions", "evaluate"}
-    assert changed(training={"learning_rate": 0.01}) == {"train", "explain", "controls",
-                                                         *downstream}
+    assert changed(training={"learning_rate": 0.01}) == {"train", "decoding", "explain",
+                                                         "controls", *downstream}
+    assert changed(decoding={"C": 1.0}) == {"decoding"}
+    assert changed(decoding={"headline": "ensemble"}) == set()  # report only
     assert changed(explain={"share": 0.5}) == {"explain", *downstream}
     assert changed(concepts={"descriptor": ["spectral"]}) == {"concepts", "sources", "evaluate"}
     assert changed(concepts={"power_display": "linear", "atlas_windows": 5}) == set()  # report
