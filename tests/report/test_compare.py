@@ -33,6 +33,8 @@ def test_the_page_shows_both_studies(studies, tmp_path, capsys):
                    "Concepts per class"):
         assert needle in text, needle
     assert "two: not run" in text  # no regions in the second study
+    # both simulate the same recordings: the combined rows are flagged as not independent
+    assert "Not independent" in text
 
 
 def test_tests_per_study_and_combined(studies):

@@ -213,7 +213,7 @@ def _overview(studies: Sequence[StudySummary]) -> str:
             "</p>" + _table(pd.DataFrame(rows)))
 
 
-def _tests_html(tests: pd.DataFrame) -> str:
+def _tests_html(tests: pd.DataFrame, studies: Sequence[StudySummary]) -> str:
     t = tests.copy()
     for col in ("difference", "ci_low", "ci_high"):
         t[col] = ["" if v != v else f"{v:+.3f}" for v in t[col]]
@@ -224,7 +224,19 @@ def _tests_html(tests: pd.DataFrame) -> str:
             "to 13 subjects, 10 000 seeded sign flips up to 19, Wilcoxon signed-rank from "
             "20), SMD = mean / sd of the paired differences; combined: Stouffer's method and "
             "the mean SMD, both weighted by sqrt(subjects). p: EEGNet better.</p>"
-            + _table(t))
+            + _repeated_data(studies) + _table(t))
+
+
+def _repeated_data(studies: Sequence[StudySummary]) -> str:
+    """A warning when two studies decode the same recordings: Stouffer's method assumes
+    independent studies, which they are not."""
+    counts = pd.Series([s.dataset for s in studies]).value_counts()
+    shared = counts[counts > 1].index.tolist()
+    if not shared:
+        return ""
+    return ("<p><b>Not independent:</b> several studies decode the same recordings ("
+            + _esc(", ".join(shared)) + "); the combined rows count their subjects more than "
+            "once and overstate the evidence. Combine one study per dataset.</p>")
 
 
 def build_comparison(runs: Sequence[str | Path], target: str | Path,
@@ -254,7 +266,7 @@ def build_comparison(runs: Sequence[str | Path], target: str | Path,
     report.add_figure(_decoding_figure(studies), title="Decoding against chance and baselines",
                       caption="Same held-out subjects and windows within a study.",
                       section="Decoding")
-    report.add_html(_tests_html(comparison_tests(studies)),
+    report.add_html(_tests_html(comparison_tests(studies), studies),
                     title="Decoders across datasets", section="Decoding")
     fig = _sources_figure(studies)
     notes = "".join(f"<li>{_esc(s.label)}: {_esc(s.sources_note)}</li>" for s in studies
