@@ -38,7 +38,9 @@ def forest_plot(rows: list[tuple[str, float, float, float]], *, chance: float | 
     colors : list of str | None
         One per row (default: all blue).
     """
-    fig, ax = subplots(figsize=(6.4, 0.8 + 0.36 * len(rows)), layout="constrained")
+    longest = max((len(r[0]) for r in rows), default=0)  # labels take the left of the figure
+    fig, ax = subplots(figsize=(max(6.4, 4.0 + 0.08 * longest), 0.9 + 0.36 * len(rows)),
+                       layout="constrained")
     y = list(range(len(rows)))[::-1]
     for k, (_, mean, lo, hi) in enumerate(rows):
         color = colors[k] if colors else "tab:blue"
