@@ -116,21 +116,23 @@ def _sources_figure(studies: Sequence[StudySummary]) -> Figure | None:
     cmap = {"brain": "tab:green", "eye": "tab:orange", "muscle": "tab:red",
             "heart": "tab:pink", "line_noise": "tab:gray", "channel_noise": "tab:brown",
             "other": "lightgray"}
+    labelled: set[str] = set()
     for k, s in enumerate(have[::-1]):
         left = 0.0
         for c in cats:
             share = s.sources["shares"].get(c)
             if share is None:
                 continue
-            ax.barh(k, share[0], left=left, color=cmap[c],
-                    label=c if k == 0 else None, edgecolor="white")
+            ax.barh(k, share[0], left=left, color=cmap[c], edgecolor="white",
+                    label=None if c in labelled else c)
+            labelled.add(c)
             left += share[0]
         lo, hi = s.sources["shares"]["brain"][1:]
         ax.errorbar(s.sources["shares"]["brain"][0], k, xerr=[[s.sources["shares"]["brain"][0]
                     - lo], [hi - s.sources["shares"]["brain"][0]]], color="black", capsize=3)
     ax.set_yticks(range(len(have)), [s.label for s in have[::-1]])
     ax.set(xlabel="share of positive relevance (ICLabel hard labels)", xlim=(0, 1),
-           title="Relevance on brain and non-brain components (bar: brain share 95 % CI)")
+           title="ICLabel categories' share (error bar: brain, 95 % CI)")
     ax.legend(frameon=False, fontsize=7, ncol=4, loc="upper center",
               bbox_to_anchor=(0.5, -0.35 if len(have) < 3 else -0.15))
     return fig
