@@ -87,24 +87,20 @@ def comparison_tests(studies: Sequence[StudySummary]) -> pd.DataFrame:
 
 
 def _decoding_figure(studies: Sequence[StudySummary]) -> Figure:
+    """Every model of every study; scores minus chance when the studies' chance levels
+    differ (one shared chance line otherwise)."""
+    one_chance = len({s.chance for s in studies}) == 1
     rows, colors = [], []
-    chances = {s.chance for s in studies}
-    shift = 0.0 if len(chances) == 1 else None
     for s in studies:
+        off = 0.0 if one_chance else s.chance
         models = s.decoding.summary["models"]
-        for m in MODELS:
-            if m not in models:
-                continue
-            off = s.chance if shift is None else 0.0
-            lo, hi = models[m]["ci"]
-            rows.append((f"{s.label}: {MODEL_NAMES[m]}", models[m]["mean"] - off,
-                         lo - off, hi - off))
+        for m in (m for m in MODELS if m in models):
+            mean, (lo, hi) = models[m]["mean"], models[m]["ci"]
+            rows.append((f"{s.label}: {MODEL_NAMES[m]}", mean - off, lo - off, hi - off))
             colors.append(_COLORS[m])
-    chance = next(iter(chances)) if shift is not None else 0.0
-    xlabel = ("balanced accuracy" if shift is not None
-              else "balanced accuracy above chance")
-    return forest_plot(rows, chance=chance, xlabel=xlabel, colors=colors,
-                       title="Mean over held-out subjects (95 % CI)")
+    return forest_plot(rows, chance=studies[0].chance if one_chance else 0.0,
+                       xlabel="balanced accuracy" + ("" if one_chance else " above chance"),
+                       colors=colors, title="Mean over held-out subjects (95 % CI)")
 
 
 def _sources_figure(studies: Sequence[StudySummary]) -> Figure | None:
